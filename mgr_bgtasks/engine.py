@@ -1,0 +1,477 @@
+"""The task engine: the service functions every interface calls, and the scheduler.
+
+It knows nothing of ceph-mgr: it talks to a `Store` (key-value, persisted), a
+`Clock`, the task kinds, and an optional observer (the progress mirror). A task's
+record is written after every step, so a new engine over the same store resumes
+every pending task from its last completed step.
+
+Locking: `_cond` guards every in-memory structure. Each task also has a lock held
+from a mutation through its store write, so writes of one task land in order;
+it is always taken before `_cond`, never while holding it (a fresh task's lock is
+the one exception: nobody else can know it yet).
+"""
+import heapq
+import logging
+import threading
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Protocol, Set, Tuple
+
+from .clock import Clock
+from .errors import BgtaskError, Busy, Conflict, Invalid, NotFound, NotReady
+from .kind import Context, Continue, Finish, Outcome, TaskKind
+from .store import Store
+from .task import (ABORTED, EXCEPTION, KEY_PREFIX, NOT_STARTED, RUNNING, STATES,
+                   STATUS_FINISHED, STATUSES, Task, key_of)
+
+# Highest id ever handed out, written only when a task with a higher id is deleted:
+# otherwise the highest stored task already tells it, and a create costs one write.
+ID_FLOOR_KEY = 'id_floor'
+# mon_config_key_max_entry_size; a record larger than this cannot be stored.
+MAX_RECORD_BYTES = 65536
+MAINTENANCE_SECONDS = 5.0
+# Threads are started lazily up to this; `max_workers` limits how many are busy.
+THREAD_CAP = 64
+
+ABORT_WARNING = ('The running step is not stopped, its follow-up steps are cancelled, '
+                 'nothing done so far is undone, and the task is kept as failed (Aborted).')
+
+log = logging.getLogger(__name__)
+
+
+class Observer(Protocol):
+    def task_changed(self, task: Dict[str, Any]) -> None:
+        """Called after a started task's record changed (step, end, abort)."""
+        ...
+
+
+class Engine:
+    def __init__(self, store: Store, clock: Clock, kinds: Dict[str, TaskKind], ctx: Context,
+                 observer: Optional[Observer] = None, max_workers: int = 4,
+                 retention_days: float = 7.0, max_retained: int = 10000) -> None:
+        self._store = store
+        self._clock = clock
+        self._kinds = kinds
+        self._ctx = ctx
+        self._observer = observer
+        self.max_workers = max_workers
+        self.retention_days = retention_days
+        self.max_retained = max_retained
+
+        self._cond = threading.Condition()
+        self._loaded = False
+        self._tasks: Dict[int, Task] = {}
+        self._task_locks: Dict[int, threading.Lock] = {}
+        self._next_id = 1
+        self._id_floor = 0
+        # Scheduling of pending tasks: `_due` is the truth, the heap may hold stale entries.
+        self._due: Dict[int, float] = {}
+        self._heap: List[Tuple[float, int]] = []
+        self._wake_on: Dict[int, FrozenSet[str]] = {}
+        self._running: Set[int] = set()
+        # Records (or deletions) whose store write failed; retried by maintenance.
+        self._dirty: Set[int] = set()
+
+        self._thread: Optional[threading.Thread] = None
+        self._executor: Optional[ThreadPoolExecutor] = None
+        self._stopping = False
+        self._next_maintenance = 0.0
+
+    # ---------------------------------------------------------------- loading
+
+    def load(self) -> None:
+        """Read every task from the store; pending ones are due at once."""
+        tasks: Dict[int, Task] = {}
+        for key, text in self._store.scan(KEY_PREFIX).items():
+            try:
+                task = Task.loads(text)
+            except (ValueError, TypeError) as e:
+                log.error('ignoring unreadable record %s: %s', key, e)
+                continue
+            if task.kind not in self._kinds:
+                log.error('task %d has unknown kind %r; failing it', task.id, task.kind)
+                if task.pending:
+                    task.status, task.error = EXCEPTION, f'unknown task kind {task.kind!r}'
+                    task.ended = self._clock.now()
+                    self._dirty.add(task.id)
+            tasks[task.id] = task
+        floor = int(self._store.get(ID_FLOOR_KEY) or 0)
+        now = self._clock.now()
+        with self._cond:
+            self._tasks = tasks
+            self._task_locks = {i: threading.Lock() for i in tasks}
+            self._id_floor = floor
+            self._next_id = max([floor] + list(tasks)) + 1
+            for task in tasks.values():
+                if task.pending:
+                    self._schedule(task.id, now)
+            self._loaded = True
+            self._cond.notify_all()
+        log.info('loaded %d tasks (%d pending), next id %d', len(tasks),
+                 len(self._due), self._next_id)
+
+    # ------------------------------------------------------ service functions
+
+    def submit(self, kind_name: str, params: Dict[str, Any],
+               created_by: str) -> Tuple[Dict[str, Any], bool]:
+        """Queue a task. Returns (task, created); created is False when an identical
+        pending task of a kind that acts on the cluster is returned instead."""
+        self._check_ready()
+        kind = self._kinds.get(kind_name)
+        if kind is None:
+            raise Invalid(f'unknown task kind {kind_name!r}')
+        if not isinstance(params, dict):
+            raise Invalid('params must be an object')
+        params = kind.validate(self._ctx, params)
+        now = self._clock.now()
+        with self._cond:
+            for other in self._tasks.values():
+                if other.kind != kind_name or not other.pending:
+                    continue
+                if kind.merge_identical and other.params == params:
+                    return other.to_json(now), False
+                if kind.conflicts(params, other.params):
+                    raise Busy(f'task {other.id} ({other.description}) is pending')
+            task_id = self._next_id
+            self._next_id += 1
+            task = Task(id=task_id, kind=kind_name, description=kind.describe(params),
+                        params=params, created=now, last_modified=now, created_by=created_by,
+                        step=kind.first_state(params))
+            lock = threading.Lock()
+            lock.acquire()
+            self._tasks[task_id] = task
+            self._task_locks[task_id] = lock
+            text = task.dumps()
+        try:
+            try:
+                self._store.put(key_of(task_id), text)
+            except Exception as e:
+                with self._cond:
+                    del self._tasks[task_id]
+                    del self._task_locks[task_id]
+                raise BgtaskError(f'could not store the task: {e}')
+        finally:
+            lock.release()
+        with self._cond:
+            # Scheduled only once stored: a step must never run for a task that is not.
+            if task_id in self._tasks:
+                self._schedule(task_id, now)
+                self._cond.notify_all()
+        log.info('task %d created by %s: %s', task_id, created_by, task.description)
+        return task.to_json(now), True
+
+    def get(self, task_id: int) -> Dict[str, Any]:
+        self._check_ready()
+        with self._cond:
+            return self._get(task_id).to_json(self._clock.now())
+
+    def list(self, state: Optional[str] = None,
+             status: Optional[str] = None) -> List[Dict[str, Any]]:
+        """Tasks newest first, optionally of one state (pending, failed, finished) or status."""
+        self._check_ready()
+        if state is not None and state not in STATES:
+            raise Invalid(f"state must be one of {', '.join(STATES)}, not {state!r}")
+        if status is not None and status not in STATUSES:
+            raise Invalid(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+        now = self._clock.now()
+        with self._cond:
+            tasks = [t for t in self._tasks.values()
+                     if (state is None or t.state == state)
+                     and (status is None or t.status == status)]
+            tasks.sort(key=lambda t: t.id, reverse=True)
+            return [t.to_json(now) for t in tasks]
+
+    def delete(self, task_id: int, abort_pending: bool,
+               deleted_by: str) -> Optional[Dict[str, Any]]:
+        """Remove a finished or failed task (returns None), or abort a pending one
+        (returns it, now failed/Aborted). A pending task needs `abort_pending`."""
+        self._check_ready()
+        with self._task_lock(task_id) as task:
+            if not task.pending:
+                self._write_id_floor(task_id)
+                with self._cond:
+                    self._forget(task_id)
+                self._persist(task_id, None)
+                log.info('task %d deleted by %s', task_id, deleted_by)
+                return None
+            if not abort_pending:
+                raise Conflict(f'task {task_id} is pending. {ABORT_WARNING} '
+                               'Confirm to delete it anyway.')
+            now = self._clock.now()
+            with self._cond:
+                task.status = ABORTED
+                task.ended = task.last_modified = now
+                task.error = f'deleted while pending by {deleted_by}'
+                task.status_text = None
+                self._unschedule(task_id)
+                still_running = task_id in self._running
+                text = task.dumps()
+                snapshot = task.to_json(now)
+            self._persist(task_id, text)
+        log.info('task %d aborted by %s', task_id, deleted_by)
+        if not still_running:
+            # Otherwise the step in flight releases the kind's resources when it returns.
+            self._ended(task)
+        self._notify(snapshot)
+        return snapshot
+
+    def counts(self) -> Dict[str, int]:
+        with self._cond:
+            result = {s: 0 for s in STATUSES}
+            for t in self._tasks.values():
+                result[t.status] += 1
+            return result
+
+    # ---------------------------------------------------------------- running
+
+    def start(self) -> None:
+        """Run steps on a bounded pool of threads until stop()."""
+        with self._cond:
+            self._stopping = False
+        self._executor = ThreadPoolExecutor(max_workers=THREAD_CAP,
+                                            thread_name_prefix='bgtasks-step')
+        self._thread = threading.Thread(target=self._loop, name='bgtasks-scheduler', daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._executor is not None:
+            # Steps in flight finish and persist; queued ones simply run on the next engine.
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def wake(self, event: str) -> None:
+        """A cluster event (osd_map, pg_summary, ...) makes tasks waiting on it due now."""
+        now = self._clock.now()
+        with self._cond:
+            for task_id, events in list(self._wake_on.items()):
+                if event in events and self._due.get(task_id, 0.0) > now:
+                    self._schedule(task_id, now)
+            self._cond.notify_all()
+
+    def run_due(self) -> int:
+        """Run every due step inline (tests drive the engine this way with a fake clock)."""
+        with self._cond:
+            ids = self._claim_due(self._clock.now(), len(self._due))
+        for task_id in ids:
+            self._run_step(task_id)
+        return len(ids)
+
+    def maintain(self) -> None:
+        """Retry failed writes and apply retention."""
+        for task_id in sorted(self._dirty):
+            with self._cond:
+                self._dirty.discard(task_id)
+                lock = self._task_locks.get(task_id)
+            if lock is None:
+                self._persist(task_id, None)
+                continue
+            with lock:
+                with self._cond:
+                    task = self._tasks.get(task_id)
+                    text = task.dumps() if task else None
+                self._persist(task_id, text)
+        for task_id in self._expired(self._clock.now()):
+            try:
+                self.delete(task_id, abort_pending=False, deleted_by='retention')
+            except (NotFound, Conflict):
+                pass
+
+    # ---------------------------------------------------------------- internals
+
+    def _check_ready(self) -> None:
+        if not self._loaded:
+            raise NotReady('bgtasks is loading its tasks, try again')
+
+    def _get(self, task_id: int) -> Task:
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise NotFound(f'task {task_id} not found')
+        return task
+
+    @contextmanager
+    def _task_lock(self, task_id: int) -> Iterator[Task]:
+        with self._cond:
+            lock = self._task_locks.get(task_id)
+            self._get(task_id)
+        if lock is None:
+            raise NotFound(f'task {task_id} not found')
+        with lock:
+            with self._cond:
+                task = self._get(task_id)
+            yield task
+
+    def _schedule(self, task_id: int, when: float) -> None:
+        self._due[task_id] = when
+        heapq.heappush(self._heap, (when, task_id))
+
+    def _unschedule(self, task_id: int) -> None:
+        self._due.pop(task_id, None)
+        self._wake_on.pop(task_id, None)
+
+    def _forget(self, task_id: int) -> None:
+        self._unschedule(task_id)
+        del self._tasks[task_id]
+        del self._task_locks[task_id]
+
+    def _claim_due(self, now: float, limit: int) -> List[int]:
+        """Pop up to `limit` due tasks that are not running; they count as running."""
+        ids: List[int] = []
+        while self._heap and len(ids) < limit:
+            when, task_id = self._heap[0]
+            if self._due.get(task_id) != when:
+                heapq.heappop(self._heap)     # stale entry
+                continue
+            if when > now:
+                break
+            heapq.heappop(self._heap)
+            del self._due[task_id]
+            self._wake_on.pop(task_id, None)
+            self._running.add(task_id)
+            ids.append(task_id)
+        return ids
+
+    def _next_wait(self, now: float) -> Optional[float]:
+        while self._heap and self._due.get(self._heap[0][1]) != self._heap[0][0]:
+            heapq.heappop(self._heap)
+        waits = [self._next_maintenance - now]
+        if self._heap and len(self._running) < self.max_workers:
+            waits.append(self._heap[0][0] - now)
+        return max(0.0, min(waits))
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                now = self._clock.now()
+                ids = self._claim_due(now, self.max_workers - len(self._running))
+                if not ids and now < self._next_maintenance:
+                    self._cond.wait(self._next_wait(now))
+                    continue
+            assert self._executor is not None
+            for task_id in ids:
+                self._executor.submit(self._run_step, task_id)
+            if now >= self._next_maintenance:
+                self._next_maintenance = now + MAINTENANCE_SECONDS
+                try:
+                    self.maintain()
+                except Exception:
+                    log.exception('maintenance failed')
+
+    def _run_step(self, task_id: int) -> None:
+        with self._cond:
+            task = self._tasks.get(task_id)
+            if task is None or not task.pending:
+                self._running.discard(task_id)
+                self._cond.notify_all()
+                return
+            kind = self._kinds[task.kind]
+            params, state = task.params, dict(task.step)
+            if task.status == NOT_STARTED:
+                task.status, task.started = RUNNING, self._clock.now()
+            lock = self._task_locks[task_id]
+        outcome: Optional[Outcome] = None
+        error = None
+        try:
+            outcome = kind.step(self._ctx, params, state)
+        except BgtaskError as e:
+            error = str(e)
+        except Exception as e:
+            error = f'{type(e).__name__}: {e}'
+            log.error('task %d step failed:\n%s', task_id, traceback.format_exc())
+        with lock:
+            with self._cond:
+                self._running.discard(task_id)
+                self._cond.notify_all()
+                current = self._tasks.get(task_id)
+                if current is None:
+                    return          # deleted (it was final) while the step ran
+                if not current.pending:
+                    aborted_meanwhile = True
+                else:
+                    aborted_meanwhile = False
+                    text = self._apply(current, outcome, error)
+                    snapshot = current.to_json(self._clock.now())
+            if not aborted_meanwhile:
+                self._persist(task_id, text)
+        if not current.pending:
+            self._ended(current)
+        if not aborted_meanwhile:
+            self._notify(snapshot)
+
+    def _apply(self, task: Task, outcome: Optional[Outcome], error: Optional[str]) -> str:
+        """Record a step's outcome; returns the record to store."""
+        now = self._clock.now()
+        task.last_modified = now
+        if isinstance(outcome, Continue):
+            task.step = outcome.state
+            task.percent = max(0.0, min(100.0, outcome.percent))
+            task.status_text = outcome.status_text
+        elif isinstance(outcome, Finish):
+            task.status, task.percent, task.result = STATUS_FINISHED, 100.0, outcome.result
+        else:
+            task.status, task.error = EXCEPTION, error or 'step returned no outcome'
+        text = task.dumps()
+        if len(text) > MAX_RECORD_BYTES:
+            task.status, task.result, task.step = EXCEPTION, None, {}
+            task.error = f'task record too large to store ({len(text)} bytes)'
+            text = task.dumps()
+        if task.pending:
+            assert isinstance(outcome, Continue)
+            self._schedule(task.id, now + max(0.0, outcome.delay))
+            if outcome.wake_on:
+                self._wake_on[task.id] = outcome.wake_on
+        else:
+            task.ended, task.status_text = now, None
+            text = task.dumps()
+        return text
+
+    def _persist(self, task_id: int, text: Optional[str]) -> None:
+        """Write (or with None delete) a record; on failure keep it for maintenance."""
+        try:
+            self._store.put(key_of(task_id), text)
+        except Exception as e:
+            log.warning('could not store task %d, will retry: %s', task_id, e)
+            with self._cond:
+                self._dirty.add(task_id)
+
+    def _write_id_floor(self, deleted_id: int) -> None:
+        with self._cond:
+            if deleted_id <= self._id_floor:
+                return
+            floor = self._next_id - 1
+        # Written before the record goes, so a reload never hands this id out again.
+        self._store.put(ID_FLOOR_KEY, str(floor))
+        with self._cond:
+            self._id_floor = max(self._id_floor, floor)
+
+    def _expired(self, now: float) -> List[int]:
+        with self._cond:
+            final = sorted((t.ended or t.created, t.id) for t in self._tasks.values()
+                           if not t.pending)
+        horizon = now - self.retention_days * 86400.0
+        excess = len(final) - self.max_retained
+        return [task_id for i, (ended, task_id) in enumerate(final)
+                if ended < horizon or i < excess]
+
+    def _ended(self, task: Task) -> None:
+        try:
+            self._kinds[task.kind].ended(self._ctx, task.params, task.step)
+        except Exception:
+            log.error('task %d: releasing its resources failed:\n%s', task.id,
+                      traceback.format_exc())
+
+    def _notify(self, snapshot: Dict[str, Any]) -> None:
+        if self._observer is None:
+            return
+        try:
+            self._observer.task_changed(snapshot)
+        except Exception:
+            log.error('observer failed for task %s:\n%s', snapshot['id'], traceback.format_exc())

@@ -1,0 +1,40 @@
+"""The few ways a request can be refused.
+
+Raised where the problem is found; `module.py` maps them to an errno for the CLI
+and the REST layer maps them to an HTTP status, each in one place.
+"""
+import errno
+
+
+class BgtaskError(Exception):
+    """Base of every refusal a caller can act on."""
+    errno = errno.EIO
+    http_status = 500
+
+
+class NotFound(BgtaskError):
+    errno = errno.ENOENT
+    http_status = 404
+
+
+class Invalid(BgtaskError):
+    errno = errno.EINVAL
+    http_status = 400
+
+
+class Conflict(BgtaskError):
+    """The request contradicts the task's state (e.g. deleting a pending task unconfirmed)."""
+    errno = errno.EPERM
+    http_status = 409
+
+
+class Busy(BgtaskError):
+    """Another pending task already works on the same object."""
+    errno = errno.EBUSY
+    http_status = 409
+
+
+class NotReady(BgtaskError):
+    """The module is still loading its tasks from the store."""
+    errno = errno.EAGAIN
+    http_status = 503

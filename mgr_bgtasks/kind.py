@@ -1,0 +1,63 @@
+"""What a task kind is: validation, a description, and a sequence of resumable steps.
+
+A step gets the state the previous step left and returns either `Continue` (the
+next step's state, persisted before it runs) or `Finish` (the result). A step may
+run twice (a mgr died while it ran), so steps must be idempotent.
+"""
+from dataclasses import dataclass
+from typing import Any, Dict, FrozenSet, Optional, Union
+
+from .clock import Clock
+
+
+@dataclass
+class Continue:
+    state: Dict[str, Any]
+    percent: float
+    # Seconds until the next step; a wake event named in `wake_on` brings it forward.
+    delay: float = 0.0
+    wake_on: FrozenSet[str] = frozenset()
+    status_text: Optional[str] = None
+
+
+@dataclass
+class Finish:
+    result: Any = None
+
+
+Outcome = Union[Continue, Finish]
+
+
+class Context:
+    """What steps and validation may use: the cluster, the clock and the module's options."""
+
+    def __init__(self, cluster: Any, clock: Clock, options: Dict[str, Any]) -> None:
+        self.cluster = cluster
+        self.clock = clock
+        self.options = options
+
+
+class TaskKind:
+    name = ''
+    # Kinds that act on the cluster are not queued twice with the same params.
+    merge_identical = True
+
+    def validate(self, ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
+        """Check and normalise params; raise errors.Invalid / NotFound / Busy."""
+        raise NotImplementedError
+
+    def describe(self, params: Dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def first_state(self, params: Dict[str, Any]) -> Dict[str, Any]:
+        return {}
+
+    def conflicts(self, params: Dict[str, Any], other: Dict[str, Any]) -> bool:
+        """True if a pending task with `other` params forbids queueing `params` (EBUSY)."""
+        return False
+
+    def step(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any]) -> Outcome:
+        raise NotImplementedError
+
+    def ended(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any]) -> None:
+        """Release what steps hold on the cluster; called once the task is final, however."""

@@ -1,0 +1,10 @@
+"""The task kinds bgtasks knows, by name."""
+from typing import Dict
+
+from ..kind import TaskKind
+from .counting import CountingTask
+
+
+def all_kinds() -> Dict[str, TaskKind]:
+    kinds = [CountingTask()]
+    return {k.name: k for k in kinds}

@@ -1,0 +1,30 @@
+"""Plain-text rendering of tasks for the CLI (JSON needs none)."""
+from typing import Any, Dict, List, Optional
+
+from prettytable import PrettyTable
+
+
+def _short_time(value: Optional[str]) -> str:
+    # '2026-11-28T07:01:02.123456Z' -> '2026-11-28 07:01:02'
+    return value[:19].replace('T', ' ') if value else '-'
+
+
+def task_table(tasks: List[Dict[str, Any]]) -> str:
+    table = PrettyTable(['ID', 'DESCRIPTION', 'STATUS', 'PERCENT', 'CREATED',
+                         'ESTIMATED/ENDED'])
+    table.align = 'l'
+    for t in sorted(tasks, key=lambda t: t['id']):
+        table.add_row([t['id'], t['description'], t['status'], f"{t['percent']}%",
+                       _short_time(t['created']),
+                       _short_time(t['ended'] if t['ended'] else t['estimated'])])
+    return table.get_string()
+
+
+def task_detail(task: Dict[str, Any]) -> str:
+    table = PrettyTable(['FIELD', 'VALUE'])
+    table.align = 'l'
+    for key, value in task.items():
+        if value is None or value == {}:
+            continue
+        table.add_row([key, value])
+    return table.get_string()
