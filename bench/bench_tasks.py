@@ -67,7 +67,7 @@ def pct(values: List[float], p: float) -> float:
 
 
 def run(cluster: DevCluster, tasks: int, clients: int) -> Dict[str, Any]:
-    r = rados.Rados(conffile=cluster.conf_path)
+    r = rados.Rados(conffile=str(cluster.conf_path))
     r.connect()
     try:
         cluster.ceph('config', 'set', 'mgr', 'mgr/bgtasks/test_round_seconds', '0.01')
