@@ -13,6 +13,7 @@ the one exception: nobody else can know it yet).
 import heapq
 import logging
 import threading
+import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -77,6 +78,10 @@ class Engine:
         self._executor: Optional[ThreadPoolExecutor] = None
         self._stopping = False
         self._next_maintenance = 0.0
+        # For /metrics: per kind, steps run and seconds spent in them; tasks that failed.
+        self.step_count: Dict[str, int] = {}
+        self.step_seconds: Dict[str, float] = {}
+        self.failures: Dict[str, int] = {}
 
     # ---------------------------------------------------------------- loading
 
@@ -216,11 +221,12 @@ class Engine:
         self._notify(snapshot)
         return snapshot
 
-    def counts(self) -> Dict[str, int]:
+    def counts(self) -> Dict[Tuple[str, str], int]:
+        """Number of tasks by (kind, status), every known pair included."""
         with self._cond:
-            result = {s: 0 for s in STATUSES}
+            result = {(k, s): 0 for k in self._kinds for s in STATUSES}
             for t in self._tasks.values():
-                result[t.status] += 1
+                result[(t.kind, t.status)] += 1
             return result
 
     # ---------------------------------------------------------------- running
@@ -379,6 +385,7 @@ class Engine:
             lock = self._task_locks[task_id]
         outcome: Optional[Outcome] = None
         error = None
+        began = time.monotonic()
         try:
             outcome = kind.step(self._ctx, params, state)
         except BgtaskError as e:
@@ -386,10 +393,15 @@ class Engine:
         except Exception as e:
             error = f'{type(e).__name__}: {e}'
             log.error('task %d step failed:\n%s', task_id, traceback.format_exc())
+        spent = time.monotonic() - began
         with lock:
             with self._cond:
                 self._running.discard(task_id)
                 self._cond.notify_all()
+                self.step_count[kind.name] = self.step_count.get(kind.name, 0) + 1
+                self.step_seconds[kind.name] = self.step_seconds.get(kind.name, 0.0) + spent
+                if error is not None:
+                    self.failures[kind.name] = self.failures.get(kind.name, 0) + 1
                 current = self._tasks.get(task_id)
                 if current is None:
                     return          # deleted (it was final) while the step ran

@@ -38,3 +38,26 @@ class NotReady(BgtaskError):
     """The module is still loading its tasks from the store."""
     errno = errno.EAGAIN
     http_status = 503
+
+
+class Exists(BgtaskError):
+    errno = errno.EEXIST
+    http_status = 409
+
+
+class Unauthorized(BgtaskError):
+    """No valid session or token, or a wrong password."""
+    errno = errno.EACCES
+    http_status = 401
+
+
+class Forbidden(BgtaskError):
+    """Authenticated, but the role does not allow it."""
+    errno = errno.EACCES
+    http_status = 403
+
+
+class Locked(BgtaskError):
+    """Too many failed logins for this user; it is locked for a while."""
+    errno = errno.EBUSY
+    http_status = 429

@@ -1,35 +1,71 @@
-"""The ceph-mgr adapter: options, `ceph bgtask` commands and the serve() loop.
+"""The ceph-mgr adapter: options, `ceph bgtask` commands, the serve() loop with its
+web server, and the standby module that points browsers at the active mgr.
 
-Everything a command does is a call into the engine's service functions; this file
-only translates between the mgr and them (errors to errno in one place).
+Everything a command does is a call into the engine's or the users' service
+functions; this file only translates between the mgr and them (errors to errno in
+one place).
 """
 import errno
 import functools
 import inspect
 import json
+import subprocess
 import threading
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from mgr_module import (CLIReadCommand, CLIWriteCommand, HandleCommandResult, MgrModule,
-                        NotifyType, Option)
+                        MgrStandbyModule, NotifyType, Option)
+from mgr_util import build_url, get_default_addr
 
 from .clock import Clock
 from .engine import Engine
 from .errors import BgtaskError, Invalid
 from .kind import Context
 from .kinds import all_kinds
+from .metrics import render as render_metrics
 from .progress import ProgressMirror
-from .render import task_detail, task_table
+from .render import task_detail, task_table, user_table
+from .rest import Request, Response, RestApi
+from .server import WebServer
+from .tls import NoCertificate, certificate
+from .users import Users
 
 FORMATS = ('plain', 'json', 'json-pretty')
 # The mgr does not tell a module which entity sent a command.
 CLI_USER = 'cli'
 
 
+SERVER_HEALTH = 'BGTASKS_SERVER_DOWN'
+RETRY_SECONDS = 10.0
+HOUSEKEEPING_SECONDS = 60.0
+INDEX_HTML = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>bgtasks</title>'
+    '</head><body><h1>bgtasks</h1><p>Background tasks of this Ceph cluster. '
+    'API: <a href="/api/openapi.json">/api/openapi.json</a></p></body></html>')
+
+SERVER_OPTIONS = [
+    Option('server_addr', type='str', default='', runtime=True,
+           desc='address the REST server listens on (default: every address)'),
+    Option('server_port', type='int', default=8099, min=1, max=65535, runtime=True,
+           desc='port of the REST server'),
+    Option('ssl', type='bool', default=True, runtime=True,
+           desc='serve HTTPS (turn off only behind a TLS proxy)'),
+]
+
+
+def _listen_addr(module: Any) -> str:
+    return str(module.get_module_option('server_addr') or get_default_addr())
+
+
+def _public_url(module: Any, addr: str, port: int, tls: bool) -> str:
+    host = module.get_mgr_ip() if addr in ('', '::', '0.0.0.0') else addr
+    return build_url(scheme='https' if tls else 'http', host=host, port=port, path='/')
+
+
 class MgrStore:
     """The engine's Store over the module's key-value store (mon config-key)."""
 
-    def __init__(self, module: MgrModule) -> None:
+    def __init__(self, module: Any) -> None:
         self._module = module
 
     def get(self, key: str) -> Optional[str]:
@@ -68,7 +104,7 @@ def command(func: Callable[..., HandleCommandResult]) -> Callable[..., HandleCom
 
 
 class Module(MgrModule):
-    MODULE_OPTIONS = [
+    MODULE_OPTIONS: List[Option] = [
         Option('max_workers', type='int', default=4, min=1, max=64, runtime=True,
                desc='how many task steps may run at the same time'),
         Option('retention_days', type='float', default=7.0, min=0.0, runtime=True,
@@ -77,7 +113,13 @@ class Module(MgrModule):
                desc='at most this many finished and failed tasks are kept (oldest go first)'),
         Option('test_round_seconds', type='float', default=1.0, min=0.0, max=60.0,
                runtime=True, desc='length of one round of the test task'),
-    ]
+        Option('session_ttl', type='secs', default=28800, min=60, runtime=True,
+               desc='REST sessions expire this long after login'),
+        Option('login_max_failures', type='int', default=5, min=1, runtime=True,
+               desc='failed logins in a row that lock a user'),
+        Option('login_lockout_seconds', type='secs', default=300, min=1, runtime=True,
+               desc='how long a user stays locked'),
+    ] + SERVER_OPTIONS
     NOTIFY_TYPES = [NotifyType.osd_map, NotifyType.pg_summary]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -85,8 +127,16 @@ class Module(MgrModule):
         self._stop = threading.Event()
         clock = Clock()
         self._ctx = Context(cluster=self, clock=clock, options={})
-        self.engine = Engine(MgrStore(self), clock, all_kinds(), self._ctx,
+        store = MgrStore(self)
+        self._store = store
+        self.engine = Engine(store, clock, all_kinds(), self._ctx,
                              observer=ProgressMirror(self.remote))
+        self.users = Users(store, clock)
+        self.api = RestApi(self.engine, self.users, lambda: render_metrics(self.engine),
+                           lambda: INDEX_HTML)
+        # Set by shutdown() and by a change of the server's options.
+        self._wake = threading.Event()
+        self._server_settings: Any = None
         self.config_notify()
 
     # ------------------------------------------------------------ mgr hooks
@@ -97,20 +147,61 @@ class Module(MgrModule):
         self.engine.max_workers = int(self._ctx.options['max_workers'])
         self.engine.retention_days = float(self._ctx.options['retention_days'])
         self.engine.max_retained = int(self._ctx.options['max_retained'])
+        self.users.session_ttl = float(self._ctx.options['session_ttl'])
+        self.users.max_failures = int(self._ctx.options['login_max_failures'])
+        self.users.lockout_seconds = float(self._ctx.options['login_lockout_seconds'])
+        if self._settings() != self._server_settings:
+            self._wake.set()
+
+    def _settings(self) -> Any:
+        return (_listen_addr(self), self.get_module_option('server_port'),
+                self.get_module_option('ssl'))
 
     def notify(self, notify_type: NotifyType, notify_id: str) -> None:
         self.engine.wake(str(getattr(notify_type, 'value', notify_type)))
 
     def serve(self) -> None:
         self.engine.load()
+        self.users.load()
         self.engine.start()
+        web = WebServer(self.api.handle)
         self.log.info('bgtasks serving')
-        self._stop.wait()
+        while not self._stop.is_set():
+            self._wake.clear()
+            up = self._start_web(web)
+            self._wake.wait(HOUSEKEEPING_SECONDS if up else RETRY_SECONDS)
+            self.users.expire_sessions()
+            if self._stop.is_set() or self._settings() != self._server_settings:
+                web.stop()
+        web.stop()
         self.engine.stop()
         self.log.info('bgtasks stopped')
 
+    def _start_web(self, web: WebServer) -> bool:
+        """(Re)binds the server if its settings changed; True when it serves."""
+        settings = self._settings()
+        if web.bound is not None and settings == self._server_settings:
+            return True
+        addr, port, tls = settings
+        try:
+            pem = certificate(self._store, may_create=True) if tls else None
+            web.start(addr, int(port), pem)
+        except (OSError, NoCertificate, subprocess.SubprocessError) as e:
+            self.log.error('REST server not started: %s', e)
+            self.set_health_checks({SERVER_HEALTH: {
+                'severity': 'warning', 'summary': 'bgtasks REST server is not running',
+                'count': 1, 'detail': [str(e)]}})
+            return False
+        self._server_settings = settings
+        url = _public_url(self, addr, int(port), bool(tls))
+        self.set_uri(url)
+        self.set_health_checks({})
+        self.log.info('REST server listening on %s:%s, published as %s', addr, port, url)
+        return True
+
     def shutdown(self) -> None:
         self._stop.set()
+        self._wake.set()
         super().shutdown()
 
     # ------------------------------------------------------------ commands
@@ -147,3 +238,77 @@ class Module(MgrModule):
         """Start a test task that counts numbers for <times> rounds of about a second"""
         task, _ = self.engine.submit('test', {'times': times}, CLI_USER)
         return _output(task, format, task_detail)
+
+    @CLIWriteCommand('bgtask user create')
+    @command
+    def _user_create(self, username: str, role: str, inbuf: Optional[str] = None,
+                     format: str = 'plain') -> HandleCommandResult:
+        """Create a REST user (role admin or read-only); the password comes from -i <file>"""
+        user = self.users.create(username, role, _password(inbuf))
+        return _output(user, format, lambda u: f"user {u['username']} created ({u['role']})")
+
+    @CLIWriteCommand('bgtask user rm')
+    @command
+    def _user_rm(self, username: str, format: str = 'plain') -> HandleCommandResult:
+        """Remove a REST user and end its sessions"""
+        self.users.remove(username)
+        return HandleCommandResult(0, '', f'user {username} removed')
+
+    @CLIReadCommand('bgtask user ls')
+    @command
+    def _user_ls(self, format: str = 'plain') -> HandleCommandResult:
+        """List REST users"""
+        return _output(self.users.list(), format, user_table)
+
+    @CLIWriteCommand('bgtask user set-password')
+    @command
+    def _user_set_password(self, username: str, inbuf: Optional[str] = None,
+                           format: str = 'plain') -> HandleCommandResult:
+        """Set a REST user's password from -i <file>; ends its sessions"""
+        self.users.set_password(username, _password(inbuf))
+        return HandleCommandResult(0, '', f'password of {username} set')
+
+
+def _password(inbuf: Optional[str]) -> str:
+    # Editors end files with a newline that is no part of the password.
+    return (inbuf or '').rstrip('\r\n')
+
+
+class StandbyModule(MgrStandbyModule):
+    """A standby mgr sends browsers and scripts to the active one."""
+    MODULE_OPTIONS = SERVER_OPTIONS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stop = threading.Event()
+
+    def _redirect(self, req: Request) -> Response:
+        active = self.get_active_uri()
+        if not active:
+            return Response(503, {'detail': 'no active mgr serves bgtasks yet; retry'})
+        target = active.rstrip('/') + req.path
+        return Response(303, {'detail': f'see the active mgr: {target}'},
+                        headers=[('Location', target)])
+
+    def serve(self) -> None:
+        web = WebServer(self._redirect)
+        while not self._stop.is_set():
+            if web.bound is None:
+                addr = _listen_addr(self)
+                port = int(str(self.get_module_option('server_port')))
+                tls = bool(self.get_module_option('ssl'))
+                try:
+                    # A standby never makes a certificate: the active mgr does, once.
+                    crt, key = self.get_store('crt'), self.get_store('key')
+                    pem = (crt, key) if tls and crt and key else None
+                    if tls and pem is None:
+                        raise NoCertificate('no certificate stored yet')
+                    web.start(addr, port, pem)
+                except (OSError, NoCertificate) as e:
+                    # Two mgrs on one host share the address: the active one has the port.
+                    self.log.info('standby redirect server not started: %s', e)
+            self._stop.wait(RETRY_SECONDS)
+        web.stop()
+
+    def shutdown(self) -> None:
+        self._stop.set()

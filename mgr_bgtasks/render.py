@@ -28,3 +28,11 @@ def task_detail(task: Dict[str, Any]) -> str:
             continue
         table.add_row([key, value])
     return table.get_string()
+
+
+def user_table(users: List[Dict[str, Any]]) -> str:
+    table = PrettyTable(['USERNAME', 'ROLE'])
+    table.align = 'l'
+    for u in users:
+        table.add_row([u['username'], u['role']])
+    return table.get_string()
