@@ -36,7 +36,9 @@ CLI_USER = 'cli'
 
 
 SERVER_HEALTH = 'BGTASKS_SERVER_DOWN'
-RETRY_SECONDS = 10.0
+# After a failover the old active may hold the port for a moment: retry soon.
+RETRY_SECONDS = 2.0
+STANDBY_RETRY_SECONDS = 10.0
 HOUSEKEEPING_SECONDS = 60.0
 INDEX_HTML = (
     '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>bgtasks</title>'
@@ -307,7 +309,7 @@ class StandbyModule(MgrStandbyModule):
                 except (OSError, NoCertificate) as e:
                     # Two mgrs on one host share the address: the active one has the port.
                     self.log.info('standby redirect server not started: %s', e)
-            self._stop.wait(RETRY_SECONDS)
+            self._stop.wait(STANDBY_RETRY_SECONDS)
         web.stop()
 
     def shutdown(self) -> None:
