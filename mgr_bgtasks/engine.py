@@ -131,12 +131,17 @@ class Engine:
         params = kind.validate(self._ctx, params)
         now = self._clock.now()
         with self._cond:
+            same = self._pending_like(kind, params)
+            if same is not None:
+                return same.to_json(now), False
+        params = kind.check(self._ctx, params)
+        with self._cond:
+            same = self._pending_like(kind, params)
+            if same is not None:
+                return same.to_json(now), False
             for other in self._tasks.values():
-                if other.kind != kind_name or not other.pending:
-                    continue
-                if kind.merge_identical and other.params == params:
-                    return other.to_json(now), False
-                if kind.conflicts(params, other.params):
+                if other.kind == kind_name and other.pending and \
+                        kind.conflicts(params, other.params):
                     raise Busy(f'task {other.id} ({other.description}) is pending')
             task_id = self._next_id
             self._next_id += 1
@@ -165,6 +170,17 @@ class Engine:
                 self._cond.notify_all()
         log.info('task %d created by %s: %s', task_id, created_by, task.description)
         return task.to_json(now), True
+
+    def _pending_like(self, kind: TaskKind, params: Dict[str, Any]) -> Optional[Task]:
+        """A pending task of `kind` asked with the same request, if the kind merges them.
+        Only the request's own keys count: `check` may have added facts to the other's."""
+        if not kind.merge_identical:
+            return None
+        for other in self._tasks.values():
+            if other.kind == kind.name and other.pending and \
+                    all(other.params.get(k) == v for k, v in params.items()):
+                return other
+        return None
 
     def get(self, task_id: int) -> Dict[str, Any]:
         self._check_ready()
@@ -409,13 +425,17 @@ class Engine:
                     aborted_meanwhile = True
                 else:
                     aborted_meanwhile = False
+                    seen_before = (current.step, current.percent, current.status_text)
                     text = self._apply(current, outcome, error)
+                    changed = (current.step, current.percent, current.status_text,
+                               current.pending) != seen_before + (True,)
                     snapshot = current.to_json(self._clock.now())
-            if not aborted_meanwhile:
+            # A watch step that saw nothing new costs no store write.
+            if not aborted_meanwhile and changed:
                 self._persist(task_id, text)
         if not current.pending:
             self._ended(current)
-        if not aborted_meanwhile:
+        if not aborted_meanwhile and changed:
             self._notify(snapshot)
 
     def _apply(self, task: Task, outcome: Optional[Outcome], error: Optional[str]) -> str:

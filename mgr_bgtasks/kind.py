@@ -43,8 +43,14 @@ class TaskKind:
     merge_identical = True
 
     def validate(self, ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
-        """Check and normalise params; raise errors.Invalid / NotFound / Busy."""
+        """Check the request's shape and normalise it; raise errors.Invalid."""
         raise NotImplementedError
+
+    def check(self, ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
+        """Check the request against the cluster (errors.NotFound, Invalid, Busy); may
+        add what it learnt (ids, counts before) to the params. Runs only when no
+        identical task is pending, since a pending one may already have changed things."""
+        return params
 
     def describe(self, params: Dict[str, Any]) -> str:
         raise NotImplementedError

@@ -11,13 +11,14 @@ import inspect
 import json
 import subprocess
 import threading
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mgr_module import (CLIReadCommand, CLIWriteCommand, HandleCommandResult, MgrModule,
                         MgrStandbyModule, NotifyType, Option)
 from mgr_util import build_url, get_default_addr
 
 from .clock import Clock
+from .cluster import MonCommandError
 from .engine import Engine
 from .errors import BgtaskError, Invalid
 from .kind import Context
@@ -62,6 +63,35 @@ def _listen_addr(module: Any) -> str:
 def _public_url(module: Any, addr: str, port: int, tls: bool) -> str:
     host = module.get_mgr_ip() if addr in ('', '::', '0.0.0.0') else addr
     return build_url(scheme='https' if tls else 'http', host=host, port=port, path='/')
+
+
+class MgrCluster:
+    """The task kinds' Cluster interface over the mgr's maps and mon commands."""
+
+    def __init__(self, module: MgrModule) -> None:
+        self._m = module
+
+    def pools(self) -> List[Dict[str, Any]]:
+        return list(self._m.get('osd_map')['pools'])
+
+    def pg_stats(self) -> List[Dict[str, Any]]:
+        return list(self._m.get('pg_stats')['pg_stats'])
+
+    def pg_mapping(self, pool_id: int, seed: int) -> Tuple[List[int], List[int]]:
+        m = self._m.get_osdmap().pg_to_up_acting_osds(pool_id, seed)
+        return list(m['up']), list(m['acting'])
+
+    def osds_down(self) -> int:
+        return sum(1 for o in self._m.get('osd_map')['osds'] if o['in'] and not o['up'])
+
+    def option(self, name: str) -> Any:
+        return self._m.get_ceph_option(name)
+
+    def mon_command(self, cmd: Dict[str, Any]) -> str:
+        ret, out, err = self._m.mon_command(cmd)
+        if ret != 0:
+            raise MonCommandError(f"{cmd['prefix']} failed: {err or out} ({ret})")
+        return str(out)
 
 
 class MgrStore:
@@ -128,7 +158,7 @@ class Module(MgrModule):
         super().__init__(*args, **kwargs)
         self._stop = threading.Event()
         clock = Clock()
-        self._ctx = Context(cluster=self, clock=clock, options={})
+        self._ctx = Context(cluster=MgrCluster(self), clock=clock, options={})
         store = MgrStore(self)
         self._store = store
         self.engine = Engine(store, clock, all_kinds(), self._ctx,
@@ -239,6 +269,16 @@ class Module(MgrModule):
     def _test(self, times: int, format: str = 'plain') -> HandleCommandResult:
         """Start a test task that counts numbers for <times> rounds of about a second"""
         task, _ = self.engine.submit('test', {'times': times}, CLI_USER)
+        return _output(task, format, task_detail)
+
+    @CLIWriteCommand('bgtask set-pg-num')
+    @command
+    def _set_pg_num(self, pool: str, pg_num: int, autoscale: Optional[str] = None,
+                    timeout: Optional[int] = None,
+                    format: str = 'plain') -> HandleCommandResult:
+        """Set the number of PGs of a pool; the task ends when the pool has settled"""
+        params = {'pool': pool, 'pg_num': pg_num, 'autoscale': autoscale, 'timeout': timeout}
+        task, _ = self.engine.submit('set_pg_num', params, CLI_USER)
         return _output(task, format, task_detail)
 
     @CLIWriteCommand('bgtask user create')

@@ -12,6 +12,15 @@ def event_id(task_id: int) -> str:
     return f'bgtasks-{task_id}'
 
 
+def _refs(task: Dict[str, Any]) -> Dict[str, Any]:
+    refs = {'origin': 'bgtasks', 'task_id': task['id'], 'kind': task['kind']}
+    # Name what the task works on, as Ceph's own modules do in their events.
+    for key in ('pool', 'image'):
+        if task['params'].get(key) is not None:
+            refs[key] = task['params'][key]
+    return refs
+
+
 class ProgressMirror:
     def __init__(self, remote: Remote) -> None:
         self._remote = remote
@@ -22,8 +31,7 @@ class ProgressMirror:
             if task['state'] == 'pending':
                 self._remote('progress', 'update', ev, task['description'],
                              task['percent'] / 100.0,
-                             refs={'origin': 'bgtasks', 'task_id': task['id'],
-                                   'kind': task['kind']},
+                             refs=_refs(task),
                              add_to_ceph_s=True)
             elif task['state'] == 'finished':
                 self._remote('progress', 'complete', ev)

@@ -114,6 +114,17 @@ def _routes() -> List[Route]:
                   body={'type': 'object', 'required': ['times'],
                         'properties': {'times': {'type': 'integer', 'minimum': 1,
                                                  'maximum': 100000}}}),
+            Route('POST', prefix + '/set_pg_num', 'create_set_pg_num', WRITE,
+                  "Set a pool's number of PGs; done when the pool has settled",
+                  {200: 'an identical pending task', 201: 'the new task', 400: 'bad field',
+                   401: 'not logged in', 403: 'read-only user', 404: 'no such pool',
+                   409: 'the pool has a pending PG task, or its autoscaler is on',
+                   413: 'body too large', 415: 'not JSON'},
+                  body={'type': 'object', 'required': ['pool', 'pg_num'], 'properties': {
+                      'pool': {'type': 'string'},
+                      'pg_num': {'type': 'integer', 'minimum': 1},
+                      'autoscale': {'type': 'string', 'enum': ['off']},
+                      'timeout': {'type': 'integer', 'minimum': 1}}}),
         ]
     return routes
 
@@ -249,6 +260,10 @@ class RestApi:
                          body: Dict[str, Any]) -> Response:
         return self._create(req, user, 'test', body)
 
+    def create_set_pg_num(self, req: Request, user: Dict[str, str],
+                          body: Dict[str, Any]) -> Response:
+        return self._create(req, user, 'set_pg_num', body)
+
     def _create(self, req: Request, user: Dict[str, str], kind: str,
                 body: Dict[str, Any]) -> Response:
         task, created = self.engine.submit(kind, body, user['username'])
@@ -318,7 +333,7 @@ def openapi_document() -> Dict[str, Any]:
         if r.body is not None:
             op['requestBody'] = {'required': True,
                                  'content': {'application/json': {'schema': r.body}}}
-        if r.handler in ('get_task', 'create_test_task'):
+        if r.handler in ('get_task', 'create_test_task', 'create_set_pg_num'):
             op['responses'][str(min(r.responses))]['content'] = {
                 'application/json': {'schema': TASK_SCHEMA}}
         paths.setdefault(r.template, {})[r.method.lower()] = op

@@ -1,0 +1,39 @@
+"""What task kinds may ask of the cluster: the interface, so kinds run in unit tests
+against a fake, and `module.py` implements it over the mgr."""
+from typing import Any, Dict, List, Optional, Protocol, Tuple
+
+
+class MonCommandError(Exception):
+    pass
+
+
+class Cluster(Protocol):
+    def pools(self) -> List[Dict[str, Any]]:
+        """The OSD map's pool entries (pool, pool_name, pg_num, pg_num_target, ...)."""
+        ...
+
+    def pg_stats(self) -> List[Dict[str, Any]]:
+        """Per-PG stats as the mgr last heard them (pgid, state, up, acting, stat_sum)."""
+        ...
+
+    def pg_mapping(self, pool_id: int, seed: int) -> Tuple[List[int], List[int]]:
+        """(up, acting) OSDs the current OSD map assigns to a PG."""
+        ...
+
+    def osds_down(self) -> int:
+        ...
+
+    def option(self, name: str) -> Any:
+        """A Ceph config option as the mgr sees it."""
+        ...
+
+    def mon_command(self, cmd: Dict[str, Any]) -> str:
+        """Runs a mon command; raises MonCommandError with its message on failure."""
+        ...
+
+
+def find_pool(cluster: Cluster, name: str) -> Optional[Dict[str, Any]]:
+    for pool in cluster.pools():
+        if pool['pool_name'] == name:
+            return pool
+    return None

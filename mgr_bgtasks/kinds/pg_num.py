@@ -1,0 +1,169 @@
+"""Setting the number of PGs of a pool, done only when the pool has really settled.
+
+`osd pool set <pool> pg_num N` only sets targets; the mgr then steps pg_num and
+pgp_num towards them while keeping misplaced objects under 5 %. The pool has settled
+when both counts are at N and every PG is active+clean on exactly the OSDs the
+current map assigns to it: PG stats lag the map, and stale stats say active+clean for
+the old placement while the last step is still peering, so counts alone report done
+seconds early.
+"""
+from typing import Any, Dict, List, Optional, Tuple
+
+from ..cluster import Cluster, MonCommandError, find_pool
+from ..errors import BgtaskError, Busy, Invalid, NotFound
+from ..kind import Context, Continue, Finish, Outcome, TaskKind
+
+WAKE_ON = frozenset({'osd_map', 'pg_summary'})
+# Checked at least this often even without a notification.
+RECHECK_SECONDS = 1.0
+# Share of the percent for pg_num, pgp_num and settled PGs.
+WEIGHTS = (0.4, 0.4, 0.2)
+
+
+def _positive_int(params: Dict[str, Any], name: str, high: Optional[int] = None) -> int:
+    value = params.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 \
+            or (high is not None and value > high):
+        bound = f'from 1 to {high}' if high else 'of at least 1'
+        raise Invalid(f'{name} must be an integer {bound}, not {value!r}')
+    return value
+
+
+class Observation:
+    """One look at the pool: how far it got, and what it still waits for."""
+
+    def __init__(self, cluster: Cluster, pool: Dict[str, Any], target: int) -> None:
+        pool_id = pool['pool']
+        self.pg_num, self.pgp_num = pool['pg_num'], pool['pg_placement_num']
+        counts_done = (self.pg_num == pool['pg_num_target'] == target
+                       and self.pgp_num == pool['pg_placement_num_target'] == target)
+        prefix = f'{pool_id}.'
+        stats = [s for s in cluster.pg_stats() if s['pgid'].startswith(prefix)]
+        unclean: Dict[str, int] = {}
+        stale = 0
+        misplaced = objects = 0
+        for s in stats:
+            sums = s.get('stat_sum', {})
+            misplaced += sums.get('num_objects_misplaced', 0)
+            objects += sums.get('num_objects', 0)
+            if s['state'] != 'active+clean':
+                unclean[s['state']] = unclean.get(s['state'], 0) + 1
+                continue
+            up, acting = cluster.pg_mapping(pool_id, int(s['pgid'][len(prefix):], 16))
+            if list(s['up']) != list(up) or list(s['acting']) != list(acting):
+                stale += 1
+        self.matching = len(stats) - sum(unclean.values()) - stale
+        self.total = max(len(stats), 1)
+        self.misplaced_ratio = misplaced / objects if objects else 0.0
+        self.settled = counts_done and len(stats) == target and self.matching == target
+        self.why = self._why(cluster, target, unclean, stale, len(stats))
+
+    def _why(self, cluster: Cluster, target: int, unclean: Dict[str, int], stale: int,
+             seen: int) -> str:
+        parts: List[str] = []
+        if self.pg_num != target or self.pgp_num != target:
+            parts.append(f'pg_num {self.pg_num}, pgp_num {self.pgp_num} of {target}')
+        if unclean:
+            states = ', '.join(f'{n} {st}' for st, n in sorted(unclean.items()))
+            parts.append(f'{sum(unclean.values())} PGs not active+clean ({states})')
+        if self.misplaced_ratio:
+            parts.append(f'{self.misplaced_ratio:.1%} objects misplaced')
+        if stale:
+            parts.append(f'{stale} PGs not yet reported on their new OSDs')
+        if seen != self.pg_num:
+            parts.append(f'stats for {seen} of {self.pg_num} PGs')
+        down = cluster.osds_down()
+        if down:
+            parts.append(f'{down} OSD{"s" if down > 1 else ""} down')
+        return 'waiting: ' + '; '.join(parts) if parts else 'settled'
+
+    def fraction(self, before: Tuple[int, int], target: int) -> float:
+        def covered(now: int, start: int) -> float:
+            return 1.0 if start == target else \
+                max(0.0, min(1.0, (now - start) / (target - start)))
+        placed = self.matching / self.total * (1.0 - self.misplaced_ratio)
+        parts = (covered(self.pg_num, before[0]), covered(self.pgp_num, before[1]), placed)
+        return sum(w * p for w, p in zip(WEIGHTS, parts))
+
+
+class SetPgNum(TaskKind):
+    name = 'set_pg_num'
+
+    def validate(self, ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
+        pool = params.get('pool')
+        if not isinstance(pool, str) or not pool:
+            raise Invalid(f'pool must be a pool name, not {pool!r}')
+        autoscale = params.get('autoscale')
+        if autoscale not in (None, 'off'):
+            raise Invalid(f"autoscale may only be 'off', not {autoscale!r}")
+        timeout = params.get('timeout')
+        if timeout is not None:
+            timeout = _positive_int(params, 'timeout')
+        pg_num = _positive_int(params, 'pg_num', int(ctx.cluster.option('mon_max_pool_pg_num')))
+        return {'pool': pool, 'pg_num': pg_num, 'autoscale': autoscale, 'timeout': timeout}
+
+    def check(self, ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
+        name, target = params['pool'], params['pg_num']
+        pool = find_pool(ctx.cluster, name)
+        if pool is None:
+            raise NotFound(f"pool '{name}' not found")
+        if pool['pg_num_target'] == target:
+            raise Invalid(f"pg_num of pool '{name}' is already {target}")
+        if pool.get('pg_autoscale_mode') == 'on' and params['autoscale'] != 'off':
+            raise Busy(f"the PG autoscaler is on for pool '{name}' and would undo this; "
+                       "ask with autoscale off (CLI: --autoscale off) to turn it off first")
+        facts = {'pool_id': pool['pool'], 'pg_num_before': pool['pg_num'],
+                 'pgp_num_before': pool['pg_placement_num']}
+        if target & (target - 1):
+            facts['warning'] = f'{target} is not a power of two; PGs will differ in size'
+        return {**params, **facts}
+
+    def describe(self, params: Dict[str, Any]) -> str:
+        return (f"Setting number of PGs of pool '{params['pool']}' "
+                f"from {params['pg_num_before']} to {params['pg_num']}")
+
+    def conflicts(self, params: Dict[str, Any], other: Dict[str, Any]) -> bool:
+        return params['pool'] == other['pool']
+
+    def step(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any]) -> Outcome:
+        pool = self._pool(ctx.cluster, params)
+        if not state:
+            return self._set_targets(ctx, params, pool)
+        target = params['pg_num']
+        seen = Observation(ctx.cluster, pool, target)
+        elapsed = ctx.clock.now() - state['issued']
+        if seen.settled:
+            result = {'pool': params['pool'], 'pg_num_before': params['pg_num_before'],
+                      'pgp_num_before': params['pgp_num_before'], 'pg_num_after': seen.pg_num,
+                      'pgp_num_after': seen.pgp_num, 'seconds': round(elapsed, 3)}
+            if 'warning' in params:
+                result['warning'] = params['warning']
+            return Finish(result)
+        if params.get('timeout') and elapsed > params['timeout']:
+            raise BgtaskError(f"timed out after {params['timeout']} s; last seen: {seen.why}")
+        before = (params['pg_num_before'], params['pgp_num_before'])
+        return Continue(state, percent=min(99.0, 100.0 * seen.fraction(before, target)),
+                        delay=RECHECK_SECONDS, wake_on=WAKE_ON, status_text=seen.why)
+
+    def _pool(self, cluster: Cluster, params: Dict[str, Any]) -> Dict[str, Any]:
+        pool = find_pool(cluster, params['pool'])
+        if pool is None or pool['pool'] != params['pool_id']:
+            raise BgtaskError(f"pool '{params['pool']}' was deleted")
+        return pool
+
+    def _set_targets(self, ctx: Context, params: Dict[str, Any],
+                     pool: Dict[str, Any]) -> Outcome:
+        # Idempotent: a mgr that died after this step runs it again to the same effect.
+        name, target = params['pool'], str(params['pg_num'])
+        try:
+            if params['autoscale'] == 'off' and pool.get('pg_autoscale_mode') != 'off':
+                ctx.cluster.mon_command({'prefix': 'osd pool set', 'pool': name,
+                                         'var': 'pg_autoscale_mode', 'val': 'off'})
+            ctx.cluster.mon_command({'prefix': 'osd pool set', 'pool': name,
+                                     'var': 'pg_num', 'val': target})
+            ctx.cluster.mon_command({'prefix': 'osd pool set', 'pool': name,
+                                     'var': 'pgp_num', 'val': target})
+        except MonCommandError as e:
+            raise BgtaskError(str(e))
+        return Continue({'issued': ctx.clock.now()}, percent=0.0, delay=RECHECK_SECONDS,
+                        wake_on=WAKE_ON, status_text='targets set; waiting for the mgr')

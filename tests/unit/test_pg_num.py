@@ -1,0 +1,259 @@
+"""The PG task against a fake cluster whose maps and stats the test moves by hand."""
+from typing import Any, Dict, List, Tuple
+
+import pytest
+from conftest import Harness
+
+from mgr_bgtasks.cluster import MonCommandError
+from mgr_bgtasks.errors import Busy, Invalid, NotFound
+
+
+class FakeCluster:
+    def __init__(self) -> None:
+        self.pool_list: List[Dict[str, Any]] = []
+        self.stats: List[Dict[str, Any]] = []
+        self.mapping: Dict[Tuple[int, int], List[int]] = {}
+        self.commands: List[Dict[str, Any]] = []
+        self.down = 0
+        self.fail_commands = False
+
+    def add_pool(self, name: str, pool_id: int, pg: int, mode: str = 'off') -> None:
+        self.pool_list.append({'pool': pool_id, 'pool_name': name, 'pg_num': pg,
+                               'pg_placement_num': pg, 'pg_num_target': pg,
+                               'pg_placement_num_target': pg, 'pg_autoscale_mode': mode})
+        self.settle(pool_id, pg)
+
+    def pool(self, pool_id: int) -> Dict[str, Any]:
+        return next(p for p in self.pool_list if p['pool'] == pool_id)
+
+    def settle(self, pool_id: int, pg: int, osds: Tuple[int, ...] = (0,)) -> None:
+        """Counts at pg, every PG active+clean where the map puts it."""
+        p = self.pool(pool_id)
+        p.update(pg_num=pg, pg_placement_num=pg)
+        self.stats = [s for s in self.stats if not s['pgid'].startswith(f'{pool_id}.')]
+        for seed in range(pg):
+            osd = [osds[seed % len(osds)]]
+            self.mapping[(pool_id, seed)] = osd
+            self.stats.append({'pgid': f'{pool_id}.{seed:x}', 'state': 'active+clean',
+                               'up': osd, 'acting': osd,
+                               'stat_sum': {'num_objects': 10, 'num_objects_misplaced': 0}})
+
+    # the Cluster interface
+    def pools(self) -> List[Dict[str, Any]]:
+        return [dict(p) for p in self.pool_list]
+
+    def pg_stats(self) -> List[Dict[str, Any]]:
+        return [dict(s) for s in self.stats]
+
+    def pg_mapping(self, pool_id: int, seed: int) -> Tuple[List[int], List[int]]:
+        osd = self.mapping[(pool_id, seed)]
+        return osd, osd
+
+    def osds_down(self) -> int:
+        return self.down
+
+    def option(self, name: str) -> Any:
+        assert name == 'mon_max_pool_pg_num'
+        return 65536
+
+    def mon_command(self, cmd: Dict[str, Any]) -> str:
+        if self.fail_commands:
+            raise MonCommandError('osd pool set failed: (1) Operation not permitted')
+        self.commands.append(cmd)
+        if cmd['var'] in ('pg_num', 'pgp_num'):
+            key = 'pg_num_target' if cmd['var'] == 'pg_num' else 'pg_placement_num_target'
+            next(p for p in self.pool_list if p['pool_name'] == cmd['pool'])[key] = \
+                int(cmd['val'])
+        else:
+            next(p for p in self.pool_list if p['pool_name'] == cmd['pool'])[
+                'pg_autoscale_mode'] = cmd['val']
+        return ''
+
+
+@pytest.fixture
+def pg() -> Tuple[Harness, FakeCluster]:
+    h = Harness()
+    cluster = FakeCluster()
+    cluster.add_pool('rbd', 2, 8)
+    h.engine._ctx.cluster = cluster
+    return h, cluster
+
+
+def submit(h: Harness, **params: Any) -> Dict[str, Any]:
+    task, created = h.engine.submit('set_pg_num', params, 'u')
+    assert created
+    return task
+
+
+def test_validation(pg: Tuple[Harness, FakeCluster]) -> None:
+    h, cluster = pg
+    with pytest.raises(NotFound, match="pool 'nope' not found"):
+        h.engine.submit('set_pg_num', {'pool': 'nope', 'pg_num': 16}, 'u')
+    for bad in (0, -1, 65537, True, '16', 2.0, None):
+        with pytest.raises(Invalid, match='pg_num must be an integer from 1 to 65536'):
+            h.engine.submit('set_pg_num', {'pool': 'rbd', 'pg_num': bad}, 'u')
+    with pytest.raises(Invalid, match="pg_num of pool 'rbd' is already 8"):
+        h.engine.submit('set_pg_num', {'pool': 'rbd', 'pg_num': 8}, 'u')
+    with pytest.raises(Invalid, match='pool must be'):
+        h.engine.submit('set_pg_num', {'pg_num': 8}, 'u')
+    with pytest.raises(Invalid, match="autoscale may only be 'off'"):
+        h.engine.submit('set_pg_num', {'pool': 'rbd', 'pg_num': 16, 'autoscale': 'on'}, 'u')
+    with pytest.raises(Invalid, match='timeout'):
+        h.engine.submit('set_pg_num', {'pool': 'rbd', 'pg_num': 16, 'timeout': 0}, 'u')
+    assert h.engine.list(None) == [] and cluster.commands == []
+
+
+def test_autoscaler_on_is_busy_unless_turned_off(pg: Tuple[Harness, FakeCluster]) -> None:
+    h, cluster = pg
+    cluster.add_pool('auto', 3, 8, mode='on')
+    with pytest.raises(Busy, match='autoscaler is on'):
+        h.engine.submit('set_pg_num', {'pool': 'auto', 'pg_num': 16}, 'u')
+    submit(h, pool='auto', pg_num=16, autoscale='off')
+    h.engine.run_due()
+    assert cluster.commands[0] == {'prefix': 'osd pool set', 'pool': 'auto',
+                                   'var': 'pg_autoscale_mode', 'val': 'off'}
+
+
+def test_second_task_on_a_pool_is_busy_identical_one_is_merged(
+        pg: Tuple[Harness, FakeCluster]) -> None:
+    h, cluster = pg
+    task = submit(h, pool='rbd', pg_num=32)
+    assert task['description'] == "Setting number of PGs of pool 'rbd' from 8 to 32"
+    h.engine.run_due()                               # targets now at 32 already
+    same, created = h.engine.submit('set_pg_num', {'pool': 'rbd', 'pg_num': 32}, 'v')
+    assert not created and same['id'] == task['id']
+    with pytest.raises(Busy, match=f"task {task['id']} "):
+        h.engine.submit('set_pg_num', {'pool': 'rbd', 'pg_num': 64}, 'u')
+
+
+def test_done_only_when_stats_match_the_map(pg: Tuple[Harness, FakeCluster]) -> None:
+    h, cluster = pg
+    task = submit(h, pool='rbd', pg_num=32)
+    h.engine.run_due()
+    assert [(c['var'], c['val']) for c in cluster.commands] == [('pg_num', '32'),
+                                                                ('pgp_num', '32')]
+    h.tick(1.0)
+    t = h.engine.get(task['id'])
+    assert t['state'] == 'pending' and 'pg_num 8, pgp_num 8 of 32' in t['status_text']
+    assert t['percent'] == 20                        # all PGs placed, no count moved yet
+
+    cluster.settle(2, 32)                            # counts and stats at 32 ...
+    cluster.mapping[(2, 5)] = [1]                    # ... but one PG's map moved on
+    h.engine.wake('pg_summary')
+    h.engine.run_due()
+    t = h.engine.get(task['id'])
+    assert t['state'] == 'pending'
+    assert t['status_text'] == 'waiting: 1 PGs not yet reported on their new OSDs'
+    assert t['percent'] == 99
+
+    cluster.settle(2, 32, osds=(0,))
+    cluster.mapping[(2, 5)] = [0]
+    h.engine.wake('osd_map')
+    h.engine.run_due()
+    t = h.engine.get(task['id'])
+    assert t['state'] == 'finished'
+    assert t['result']['pg_num_before'] == 8 and t['result']['pg_num_after'] == 32
+    assert t['result']['pgp_num_after'] == 32 and t['result']['seconds'] >= 1.0
+
+
+def test_unclean_pgs_and_down_osds_are_named(pg: Tuple[Harness, FakeCluster]) -> None:
+    h, cluster = pg
+    task = submit(h, pool='rbd', pg_num=16)
+    h.engine.run_due()
+    cluster.settle(2, 16)
+    cluster.stats[0]['state'] = 'peering'
+    cluster.stats[1]['state'] = 'active+remapped+backfilling'
+    cluster.stats[1]['stat_sum']['num_objects_misplaced'] = 16
+    cluster.down = 1
+    h.tick(1.0)
+    text = h.engine.get(task['id'])['status_text']
+    assert '2 PGs not active+clean (1 active+remapped+backfilling, 1 peering)' in text
+    assert '10.0% objects misplaced' in text and '1 OSD down' in text
+
+
+def test_pool_deleted_fails_the_task(pg: Tuple[Harness, FakeCluster]) -> None:
+    h, cluster = pg
+    task = submit(h, pool='rbd', pg_num=16)
+    h.engine.run_due()
+    cluster.pool_list.clear()
+    h.engine.wake('osd_map')
+    h.engine.run_due()
+    t = h.engine.get(task['id'])
+    assert t['status'] == 'Exception' and t['error'] == "pool 'rbd' was deleted"
+
+
+def test_pool_recreated_under_the_same_name_counts_as_deleted(
+        pg: Tuple[Harness, FakeCluster]) -> None:
+    h, cluster = pg
+    task = submit(h, pool='rbd', pg_num=16)
+    h.engine.run_due()
+    cluster.pool_list.clear()
+    cluster.add_pool('rbd', 9, 8)
+    h.tick(1.0)
+    assert h.engine.get(task['id'])['error'] == "pool 'rbd' was deleted"
+
+
+def test_timeout_fails_with_the_last_state(pg: Tuple[Harness, FakeCluster]) -> None:
+    h, cluster = pg
+    task = submit(h, pool='rbd', pg_num=16, timeout=5)
+    h.engine.run_due()
+    for _ in range(6):
+        h.tick(1.0)
+    t = h.engine.get(task['id'])
+    assert t['status'] == 'Exception'
+    assert t['error'].startswith('timed out after 5 s; last seen: waiting: pg_num 8')
+
+
+def test_mon_refusal_fails_the_task(pg: Tuple[Harness, FakeCluster]) -> None:
+    h, cluster = pg
+    cluster.fail_commands = True
+    task = submit(h, pool='rbd', pg_num=16)
+    h.engine.run_due()
+    assert 'Operation not permitted' in h.engine.get(task['id'])['error']
+
+
+def test_non_power_of_two_is_accepted_with_a_warning(pg: Tuple[Harness, FakeCluster]) -> None:
+    h, cluster = pg
+    task = submit(h, pool='rbd', pg_num=12)
+    assert 'not a power of two' in task['params']['warning']
+    h.engine.run_due()
+    cluster.settle(2, 12)
+    h.tick(1.0)
+    assert 'not a power of two' in h.engine.get(task['id'])['result']['warning']
+
+
+def test_resumes_watching_after_failover_without_resetting_targets(
+        pg: Tuple[Harness, FakeCluster]) -> None:
+    h, cluster = pg
+    task = submit(h, pool='rbd', pg_num=16)
+    h.engine.run_due()
+    h.tick(1.0)
+    sent = len(cluster.commands)
+    h.restart()
+    h.engine._ctx.cluster = cluster
+    h.engine.run_due()
+    assert len(cluster.commands) == sent              # watching, not setting again
+    cluster.settle(2, 16)
+    h.tick(1.0)
+    assert h.engine.get(task['id'])['state'] == 'finished'
+
+
+def test_abort_sets_no_new_targets(pg: Tuple[Harness, FakeCluster]) -> None:
+    h, cluster = pg
+    task = submit(h, pool='rbd', pg_num=16)
+    h.engine.delete(task['id'], abort_pending=True, deleted_by='u')
+    h.tick(1.0)
+    assert cluster.commands == []
+    assert h.engine.get(task['id'])['status'] == 'Aborted'
+
+
+def test_watch_steps_that_see_nothing_new_cost_no_write(
+        pg: Tuple[Harness, FakeCluster]) -> None:
+    h, cluster = pg
+    submit(h, pool='rbd', pg_num=16)
+    h.engine.run_due()
+    h.tick(1.0)
+    writes = h.store.writes
+    for _ in range(5):
+        h.tick(1.0)
+    assert h.store.writes == writes
