@@ -164,6 +164,7 @@ class SetPgNum(TaskKind):
             ctx.cluster.mon_command({'prefix': 'osd pool set', 'pool': name,
                                      'var': 'pgp_num', 'val': target})
         except MonCommandError as e:
+            self._pool(ctx.cluster, params)     # deleted meanwhile: say so plainly
             raise BgtaskError(str(e))
         return Continue({'issued': ctx.clock.now()}, percent=0.0, delay=RECHECK_SECONDS,
                         wake_on=WAKE_ON, status_text='targets set; waiting for the mgr')

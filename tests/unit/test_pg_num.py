@@ -212,6 +212,15 @@ def test_mon_refusal_fails_the_task(pg: Tuple[Harness, FakeCluster]) -> None:
     assert 'Operation not permitted' in h.engine.get(task['id'])['error']
 
 
+def test_pool_deleted_before_the_first_step(pg: Tuple[Harness, FakeCluster]) -> None:
+    h, cluster = pg
+    task = submit(h, pool='rbd', pg_num=16)
+    cluster.pool_list.clear()
+    cluster.fail_commands = True
+    h.engine.run_due()
+    assert h.engine.get(task['id'])['error'] == "pool 'rbd' was deleted"
+
+
 def test_non_power_of_two_is_accepted_with_a_warning(pg: Tuple[Harness, FakeCluster]) -> None:
     h, cluster = pg
     task = submit(h, pool='rbd', pg_num=12)
