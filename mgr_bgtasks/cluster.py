@@ -23,6 +23,14 @@ class Cluster(Protocol):
     def osds_down(self) -> int:
         ...
 
+    def pg_states_by_pool(self) -> Dict[int, Dict[str, int]]:
+        """PG counts by state, per pool id (the mgr's pg_summary)."""
+        ...
+
+    def rbd_images(self, pool: str) -> List[Dict[str, Any]]:
+        """The RBD images of a pool: name, id, size."""
+        ...
+
     def option(self, name: str) -> Any:
         """A Ceph config option as the mgr sees it."""
         ...

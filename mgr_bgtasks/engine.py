@@ -237,6 +237,11 @@ class Engine:
         self._notify(snapshot)
         return snapshot
 
+    @property
+    def cluster(self) -> Any:
+        """The cluster the kinds act on, for services beside the engine (inventory)."""
+        return self._ctx.cluster
+
     def counts(self) -> Dict[Tuple[str, str], int]:
         """Number of tasks by (kind, status), every known pair included."""
         with self._cond:

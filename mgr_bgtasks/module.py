@@ -11,6 +11,8 @@ import inspect
 import json
 import subprocess
 import threading
+
+import rbd
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mgr_module import (CLIReadCommand, CLIWriteCommand, HandleCommandResult, MgrModule,
@@ -23,6 +25,7 @@ from .engine import Engine
 from .errors import BgtaskError, Invalid
 from .kind import Context
 from .kinds import all_kinds
+from .frontend import Frontend
 from .metrics import render as render_metrics
 from .progress import ProgressMirror
 from .render import task_detail, task_table, user_table
@@ -41,10 +44,6 @@ SERVER_HEALTH = 'BGTASKS_SERVER_DOWN'
 RETRY_SECONDS = 2.0
 STANDBY_RETRY_SECONDS = 10.0
 HOUSEKEEPING_SECONDS = 60.0
-INDEX_HTML = (
-    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>bgtasks</title>'
-    '</head><body><h1>bgtasks</h1><p>Background tasks of this Ceph cluster. '
-    'API: <a href="/api/openapi.json">/api/openapi.json</a></p></body></html>')
 
 SERVER_OPTIONS = [
     Option('server_addr', type='str', default='', runtime=True,
@@ -83,6 +82,22 @@ class MgrCluster:
 
     def osds_down(self) -> int:
         return sum(1 for o in self._m.get('osd_map')['osds'] if o['in'] and not o['up'])
+
+    def pg_states_by_pool(self) -> Dict[int, Dict[str, int]]:
+        by_pool = self._m.get('pg_summary').get('by_pool', {})
+        return {int(pool_id): dict(states) for pool_id, states in by_pool.items()}
+
+    def rbd_images(self, pool: str) -> List[Dict[str, Any]]:
+        images = []
+        with self._m.rados.open_ioctx(pool) as ioctx:
+            for entry in rbd.RBD().list2(ioctx):
+                try:
+                    with rbd.Image(ioctx, image_id=entry['id'], read_only=True) as img:
+                        size = img.size()
+                except rbd.ImageNotFound:
+                    continue        # removed while we listed
+                images.append({'name': entry['name'], 'id': entry['id'], 'size': size})
+        return images
 
     def option(self, name: str) -> Any:
         return self._m.get_ceph_option(name)
@@ -165,7 +180,7 @@ class Module(MgrModule):
                              observer=ProgressMirror(self.remote))
         self.users = Users(store, clock)
         self.api = RestApi(self.engine, self.users, lambda: render_metrics(self.engine),
-                           lambda: INDEX_HTML)
+                           Frontend())
         # Set by shutdown() and by a change of the server's options.
         self._wake = threading.Event()
         self._server_settings: Any = None

@@ -11,10 +11,13 @@ import re
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
+
+from . import inventory
 
 from .engine import Engine
 from .errors import BgtaskError, Forbidden, Invalid, NotFound
+from .frontend import Frontend
 from .task import STATES, STATUSES
 from .users import ADMIN, Users
 
@@ -41,7 +44,7 @@ class Request:
 @dataclass
 class Response:
     status: int
-    body: Any = None                 # JSON-able, or str for text bodies
+    body: Any = None                 # JSON-able, or str / bytes for other bodies
     content_type: str = 'application/json'
     headers: List[Tuple[str, str]] = field(default_factory=list)
 
@@ -90,6 +93,12 @@ def _routes() -> List[Route]:
         Route('GET', '/api/auth/me', 'me', READ, 'Who is logged in',
               {200: 'the user', 401: 'not logged in'}),
         Route('GET', '/api/openapi.json', 'openapi', PUBLIC, 'This document', {200: 'OpenAPI 3'}),
+        Route('GET', '/api/pools', 'list_pools', READ,
+              'Pools with their PG counts, targets and PG states',
+              {200: 'the pools', 401: 'not logged in'}),
+        Route('GET', '/api/pools/{pool}/images', 'list_images', READ, "A pool's RBD images",
+              {200: 'the images', 400: 'not an RBD pool', 401: 'not logged in',
+               404: 'no such pool'}),
         Route('GET', '/metrics', 'metrics', PUBLIC, 'Prometheus metrics', {200: 'text format'}),
     ]
     for prefix in TASKQUEUE_PREFIXES:
@@ -134,11 +143,11 @@ ROUTES = _routes()
 
 class RestApi:
     def __init__(self, engine: Engine, users: Users, metrics: Callable[[], str],
-                 index_html: Callable[[], str]) -> None:
+                 frontend: Frontend) -> None:
         self.engine = engine
         self.users = users
         self._metrics = metrics
-        self._index_html = index_html
+        self._frontend = frontend
 
     # ------------------------------------------------------------ dispatch
 
@@ -156,7 +165,13 @@ class RestApi:
 
     def _dispatch(self, req: Request) -> Response:
         if req.method == 'GET' and req.path in ('/', '/index.html'):
-            return Response(200, self._index_html(), 'text/html; charset=utf-8')
+            return Response(200, self._frontend.index(), 'text/html; charset=utf-8')
+        if req.method == 'GET' and req.path.startswith('/static/'):
+            found = self._frontend.static(req.path[len('/static/'):])
+            if found is None:
+                raise NotFound(f'no such resource: {req.path}')
+            return Response(200, found[0], found[1],
+                            headers=[('Cache-Control', 'max-age=3600')])
         path = req.path.rstrip('/') or '/'
         allowed = []
         for route in ROUTES:
@@ -271,6 +286,14 @@ class RestApi:
         return Response(201 if created else 200, task,
                         headers=[('Location', f"{prefix}/{task['id']}")])
 
+    # ------------------------------------------------------------ inventory
+
+    def list_pools(self, req: Request, user: Dict[str, str]) -> Response:
+        return Response(200, inventory.pools(self.engine.cluster))
+
+    def list_images(self, req: Request, user: Dict[str, str], pool: str) -> Response:
+        return Response(200, inventory.rbd_images(self.engine.cluster, unquote(pool)))
+
     # ------------------------------------------------------------ documents
 
     def metrics(self, req: Request, user: None) -> Response:
@@ -328,6 +351,9 @@ def openapi_document() -> Dict[str, Any]:
         if '{task_id}' in r.template:
             params.append({'name': 'task_id', 'in': 'path', 'required': True,
                            'schema': {'type': 'integer'}})
+        if '{pool}' in r.template:
+            params.append({'name': 'pool', 'in': 'path', 'required': True,
+                           'schema': {'type': 'string'}})
         if params:
             op['parameters'] = params
         if r.body is not None:

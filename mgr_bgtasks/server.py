@@ -54,10 +54,13 @@ class _Root:
         out.status = resp.status
         out.headers['Content-Type'] = resp.content_type
         out.headers['Cache-Control'] = 'no-store'
+        out.headers['X-Content-Type-Options'] = 'nosniff'
         for name, value in resp.headers:
             out.headers[name] = value
         if resp.status == 204 or resp.body is None:
             return b''
+        if isinstance(resp.body, bytes):
+            return resp.body
         if isinstance(resp.body, str):
             return resp.body.encode()
         return json.dumps(resp.body).encode()
@@ -113,7 +116,13 @@ class WebServer:
             'request.show_tracebacks': False,
             **ssl_conf,
         })
-        cherrypy.engine.start()
+        try:
+            cherrypy.engine.start()
+        finally:
+            # The adapter has read them: a key file left behind would outlive a killed mgr.
+            if self._tls_dir:
+                shutil.rmtree(self._tls_dir, ignore_errors=True)
+                self._tls_dir = None
         self.bound = (addr, port, pem is not None)
 
     def stop(self) -> None:
@@ -123,6 +132,3 @@ class WebServer:
         # Without this the next start finds the old server object and the port stays bound.
         cherrypy.server.httpserver = None
         self.bound = None
-        if self._tls_dir:
-            shutil.rmtree(self._tls_dir, ignore_errors=True)
-            self._tls_dir = None

@@ -1,12 +1,17 @@
 """The REST layer without a server: routing, auth, errors, paging, OpenAPI."""
 import json
+import os
 from typing import Any, Dict, Optional
 
 import pytest
 from conftest import Harness
 
+from mgr_bgtasks.frontend import Frontend
 from mgr_bgtasks.rest import ROUTES, Request, Response, RestApi, openapi_document
 from mgr_bgtasks.users import Users
+
+
+FRONTEND = os.path.join(os.path.dirname(__file__), '..', '..', 'frontend')
 
 
 class Api:
@@ -17,7 +22,7 @@ class Api:
         self.users.load()
         self.users.create('admin', 'admin', 'pw-admin')
         self.users.create('viewer', 'read-only', 'pw-viewer')
-        self.api = RestApi(self.h.engine, self.users, lambda: 'm 1\n', lambda: '<html>')
+        self.api = RestApi(self.h.engine, self.users, lambda: 'm 1\n', Frontend(FRONTEND))
 
     def token(self, user: str = 'admin') -> str:
         return self.users.login(user, f'pw-{user}')['token']
@@ -187,3 +192,11 @@ def test_users_validation(api: Api) -> None:
     assert api.users.login('viewer', 'new')['role'] == 'read-only'
     api.users.remove('viewer')
     assert [u['username'] for u in api.users.list()] == ['admin']
+
+
+def test_static_files_and_no_escape_from_the_folder(api: Api) -> None:
+    r = api.call('GET', '/')
+    assert r.status == 200 and r.content_type.startswith('text/html')
+    for path in ('/static/../README.md', '/static/%2e%2e/README.md', '/static/nope.js',
+                 '/static//etc/passwd'):
+        assert api.call('GET', path).status == 404, path
