@@ -31,6 +31,21 @@ class Cluster(Protocol):
         """The RBD images of a pool: name, id, size."""
         ...
 
+    def rbd_image_names(self, pool_id: int, namespace: str) -> Dict[str, str]:
+        """Image id -> name in a pool's namespace."""
+        ...
+
+    def add_perf_query(self, query: Dict[str, Any]) -> Optional[int]:
+        """Registers an OSD perf query with this mgr (gone after a failover)."""
+        ...
+
+    def remove_perf_query(self, query_id: int) -> None:
+        ...
+
+    def perf_counters(self, query_id: int) -> Dict[str, Any]:
+        """{'counters': [{'k': key, 'c': [[sum, count], ...]}]}: deltas since the last read."""
+        ...
+
     def option(self, name: str) -> Any:
         """A Ceph config option as the mgr sees it."""
         ...

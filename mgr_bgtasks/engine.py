@@ -10,6 +10,7 @@ from a mutation through its store write, so writes of one task land in order;
 it is always taken before `_cond`, never while holding it (a fresh task's lock is
 the one exception: nobody else can know it yet).
 """
+import copy
 import heapq
 import logging
 import threading
@@ -233,9 +234,13 @@ class Engine:
         log.info('task %d aborted by %s', task_id, deleted_by)
         if not still_running:
             # Otherwise the step in flight releases the kind's resources when it returns.
-            self._ended(task)
+            self._ended(task, task.step)
         self._notify(snapshot)
         return snapshot
+
+    @property
+    def kinds(self) -> Dict[str, TaskKind]:
+        return self._kinds
 
     @property
     def cluster(self) -> Any:
@@ -272,6 +277,12 @@ class Engine:
             # Steps in flight finish and persist; queued ones simply run on the next engine.
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+        for kind in self._kinds.values():
+            try:
+                kind.shutdown(self._ctx)
+            except Exception:
+                log.error('%s: releasing resources failed:\n%s', kind.name,
+                          traceback.format_exc())
 
     def wake(self, event: str) -> None:
         """A cluster event (osd_map, pg_summary, ...) makes tasks waiting on it due now."""
@@ -400,7 +411,9 @@ class Engine:
                 self._cond.notify_all()
                 return
             kind = self._kinds[task.kind]
-            params, state = task.params, dict(task.step)
+            # A deep copy: a step may change nested state in place, and the record
+            # must only change once the step's outcome is applied.
+            params, state = task.params, copy.deepcopy(task.step)
             if task.status == NOT_STARTED:
                 task.status, task.started = RUNNING, self._clock.now()
             lock = self._task_locks[task_id]
@@ -430,6 +443,7 @@ class Engine:
                     aborted_meanwhile = True
                 else:
                     aborted_meanwhile = False
+                    last_state = current.step
                     seen_before = (current.step, current.percent, current.status_text)
                     text = self._apply(current, outcome, error)
                     changed = (current.step, current.percent, current.status_text,
@@ -439,7 +453,7 @@ class Engine:
             if not aborted_meanwhile and changed:
                 self._persist(task_id, text)
         if not current.pending:
-            self._ended(current)
+            self._ended(current, current.step if aborted_meanwhile else last_state)
         if not aborted_meanwhile and changed:
             self._notify(snapshot)
 
@@ -451,13 +465,17 @@ class Engine:
             task.step = outcome.state
             task.percent = max(0.0, min(100.0, outcome.percent))
             task.status_text = outcome.status_text
-        elif isinstance(outcome, Finish):
-            task.status, task.percent, task.result = STATUS_FINISHED, 100.0, outcome.result
         else:
-            task.status, task.error = EXCEPTION, error or 'step returned no outcome'
+            # Nothing resumes a final task: its step state would only take room.
+            task.ended, task.status_text, task.step = now, None, {}
+            if isinstance(outcome, Finish):
+                task.status, task.percent, task.result = STATUS_FINISHED, 100.0, outcome.result
+            else:
+                task.status, task.error = EXCEPTION, error or 'step returned no outcome'
         text = task.dumps()
         if len(text) > MAX_RECORD_BYTES:
             task.status, task.result, task.step = EXCEPTION, None, {}
+            task.ended, task.status_text = now, None
             task.error = f'task record too large to store ({len(text)} bytes)'
             text = task.dumps()
         if task.pending:
@@ -465,9 +483,6 @@ class Engine:
             self._schedule(task.id, now + max(0.0, outcome.delay))
             if outcome.wake_on:
                 self._wake_on[task.id] = outcome.wake_on
-        else:
-            task.ended, task.status_text = now, None
-            text = task.dumps()
         return text
 
     def _persist(self, task_id: int, text: Optional[str]) -> None:
@@ -498,9 +513,9 @@ class Engine:
         return [task_id for i, (ended, task_id) in enumerate(final)
                 if ended < horizon or i < excess]
 
-    def _ended(self, task: Task) -> None:
+    def _ended(self, task: Task, state: Dict[str, Any]) -> None:
         try:
-            self._kinds[task.kind].ended(self._ctx, task.params, task.step)
+            self._kinds[task.kind].ended(self._ctx, task.params, state)
         except Exception:
             log.error('task %d: releasing its resources failed:\n%s', task.id,
                       traceback.format_exc())

@@ -66,4 +66,13 @@ class TaskKind:
         raise NotImplementedError
 
     def ended(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any]) -> None:
-        """Release what steps hold on the cluster; called once the task is final, however."""
+        """Release what steps hold on the cluster; called once the task is final, however,
+        with the state of its last completed step."""
+
+    def shutdown(self, ctx: Context) -> None:
+        """The module stops: release what this mgr holds for every task (a new mgr will
+        take the tasks up again)."""
+
+    def held(self) -> Dict[str, int]:
+        """What this kind holds on the cluster now, by name (for /metrics)."""
+        return {}

@@ -27,4 +27,9 @@ def render(engine: Engine) -> str:
     for kind in sorted(engine.step_count):
         lines.append(f'bgtasks_step_failures_total{{kind="{_esc(kind)}"}} '
                      f'{engine.failures.get(kind, 0)}')
+    lines += ['# HELP bgtasks_held What task kinds hold on the cluster now (OSD perf queries).',
+              '# TYPE bgtasks_held gauge']
+    for kind in sorted(engine.kinds):
+        for resource, n in sorted(engine.kinds[kind].held().items()):
+            lines.append(f'bgtasks_held{{kind="{_esc(kind)}",resource="{_esc(resource)}"}} {n}')
     return '\n'.join(lines) + '\n'

@@ -102,6 +102,20 @@ class MgrCluster:
     def option(self, name: str) -> Any:
         return self._m.get_ceph_option(name)
 
+    def rbd_image_names(self, pool_id: int, namespace: str) -> Dict[str, str]:
+        with self._m.rados.open_ioctx2(pool_id) as ioctx:
+            ioctx.set_namespace(namespace)
+            return {i['id']: i['name'] for i in rbd.RBD().list2(ioctx)}
+
+    def add_perf_query(self, query: Dict[str, Any]) -> Optional[int]:
+        return self._m.add_osd_perf_query(query)
+
+    def remove_perf_query(self, query_id: int) -> None:
+        self._m.remove_osd_perf_query(query_id)
+
+    def perf_counters(self, query_id: int) -> Dict[str, Any]:
+        return dict(self._m.get_osd_perf_counters(query_id) or {})
+
     def mon_command(self, cmd: Dict[str, Any]) -> str:
         ret, out, err = self._m.mon_command(cmd)
         if ret != 0:
@@ -294,6 +308,14 @@ class Module(MgrModule):
         """Set the number of PGs of a pool; the task ends when the pool has settled"""
         params = {'pool': pool, 'pg_num': pg_num, 'autoscale': autoscale, 'timeout': timeout}
         task, _ = self.engine.submit('set_pg_num', params, CLI_USER)
+        return _output(task, format, task_detail)
+
+    @CLIWriteCommand('bgtask rbd-perf')
+    @command
+    def _rbd_perf(self, pool: Optional[str] = None, seconds: Optional[int] = None,
+                  format: str = 'plain') -> HandleCommandResult:
+        """Sample per-image RBD I/O over a window (default: every RBD pool, 30 s)"""
+        task, _ = self.engine.submit('rbd_perf', {'pool': pool, 'seconds': seconds}, CLI_USER)
         return _output(task, format, task_detail)
 
     @CLIWriteCommand('bgtask user create')

@@ -23,11 +23,32 @@ def task_table(tasks: List[Dict[str, Any]]) -> str:
 def task_detail(task: Dict[str, Any]) -> str:
     table = PrettyTable(['FIELD', 'VALUE'])
     table.align = 'l'
+    rbd_result = task['kind'] == 'rbd_perf' and task['state'] == 'finished'
     for key, value in task.items():
-        if value is None or value == {}:
+        if value is None or value == {} or (key == 'result' and rbd_result):
             continue
         table.add_row([key, value])
-    return table.get_string()
+    text = table.get_string()
+    return text + '\n' + rbd_perf_table(task['result']) if rbd_result else text
+
+
+RBD_COLUMNS = ['read_ops/s', 'write_ops/s', 'read_bytes/s', 'write_bytes/s',
+               'read_latency_ms', 'write_latency_ms']
+
+
+def rbd_perf_table(result: Dict[str, Any]) -> str:
+    """Per-image totals over the window, busiest first."""
+    table = PrettyTable(['POOL', 'NAMESPACE', 'IMAGE'] + [c.upper() for c in RBD_COLUMNS])
+    table.align = 'r'
+    for c in ('POOL', 'NAMESPACE', 'IMAGE'):
+        table.align[c] = 'l'  # type: ignore[index]
+    for image in result['images']:
+        table.add_row([image['pool'], image['namespace'], image['image'] or image['image_id']]
+                      + [f"{image['total'][c]:.1f}" for c in RBD_COLUMNS])
+    window = result['window']
+    return (f"{table.get_string()}\nwindow {window['start']} .. {window['end']} "
+            f"({window['seconds']} s), {result['samples']} OSD reports"
+            + (f", {result['other_images']} more images" if result['other_images'] else ''))
 
 
 def user_table(users: List[Dict[str, Any]]) -> str:

@@ -134,6 +134,14 @@ def _routes() -> List[Route]:
                       'pg_num': {'type': 'integer', 'minimum': 1},
                       'autoscale': {'type': 'string', 'enum': ['off']},
                       'timeout': {'type': 'integer', 'minimum': 1}}}),
+            Route('POST', prefix + '/rbd_perf', 'create_rbd_perf', WRITE,
+                  'Sample per-image RBD I/O over a window, from the OSD perf queries',
+                  {200: 'an identical pending task', 201: 'the new task', 400: 'bad field',
+                   401: 'not logged in', 403: 'read-only user', 404: 'no such pool',
+                   413: 'body too large', 415: 'not JSON'},
+                  body={'type': 'object', 'properties': {
+                      'pool': {'type': 'string'},
+                      'seconds': {'type': 'integer', 'minimum': 5, 'maximum': 3600}}}),
         ]
     return routes
 
@@ -279,6 +287,10 @@ class RestApi:
                           body: Dict[str, Any]) -> Response:
         return self._create(req, user, 'set_pg_num', body)
 
+    def create_rbd_perf(self, req: Request, user: Dict[str, str],
+                        body: Dict[str, Any]) -> Response:
+        return self._create(req, user, 'rbd_perf', body)
+
     def _create(self, req: Request, user: Dict[str, str], kind: str,
                 body: Dict[str, Any]) -> Response:
         task, created = self.engine.submit(kind, body, user['username'])
@@ -359,7 +371,7 @@ def openapi_document() -> Dict[str, Any]:
         if r.body is not None:
             op['requestBody'] = {'required': True,
                                  'content': {'application/json': {'schema': r.body}}}
-        if r.handler in ('get_task', 'create_test_task', 'create_set_pg_num'):
+        if r.handler in ('get_task', 'create_test_task', 'create_set_pg_num', 'create_rbd_perf'):
             op['responses'][str(min(r.responses))]['content'] = {
                 'application/json': {'schema': TASK_SCHEMA}}
         paths.setdefault(r.template, {})[r.method.lower()] = op

@@ -52,6 +52,9 @@ class Harness:
         return engine
 
     def restart(self) -> Engine:
+        # A new mgr has new kind objects: nothing held in memory survives.
+        fresh = all_kinds()
+        self.kinds = {**self.kinds, **fresh}
         self.engine = self._new_engine()
         return self.engine
 
