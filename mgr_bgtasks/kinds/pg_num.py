@@ -14,8 +14,11 @@ from ..errors import BgtaskError, Busy, Invalid, NotFound
 from ..kind import Context, Continue, Finish, Outcome, TaskKind
 
 WAKE_ON = frozenset({'osd_map', 'pg_summary'})
-# Checked at least this often even without a notification.
+# Checked at least this often even without a notification; more often once the counts
+# are at target, when only the last PGs' stats are awaited (the mgr notifies pg_summary
+# on its own tick, not on every OSD report).
 RECHECK_SECONDS = 1.0
+SETTLING_RECHECK_SECONDS = 0.25
 # Share of the percent for pg_num, pgp_num and settled PGs.
 WEIGHTS = (0.4, 0.4, 0.2)
 
@@ -35,8 +38,9 @@ class Observation:
     def __init__(self, cluster: Cluster, pool: Dict[str, Any], target: int) -> None:
         pool_id = pool['pool']
         self.pg_num, self.pgp_num = pool['pg_num'], pool['pg_placement_num']
-        counts_done = (self.pg_num == pool['pg_num_target'] == target
-                       and self.pgp_num == pool['pg_placement_num_target'] == target)
+        self.counts_done = counts_done = (
+            self.pg_num == pool['pg_num_target'] == target
+            and self.pgp_num == pool['pg_placement_num_target'] == target)
         prefix = f'{pool_id}.'
         stats = [s for s in cluster.pg_stats() if s['pgid'].startswith(prefix)]
         unclean: Dict[str, int] = {}
@@ -143,7 +147,8 @@ class SetPgNum(TaskKind):
             raise BgtaskError(f"timed out after {params['timeout']} s; last seen: {seen.why}")
         before = (params['pg_num_before'], params['pgp_num_before'])
         return Continue(state, percent=min(99.0, 100.0 * seen.fraction(before, target)),
-                        delay=RECHECK_SECONDS, wake_on=WAKE_ON, status_text=seen.why)
+                        delay=SETTLING_RECHECK_SECONDS if seen.counts_done else RECHECK_SECONDS,
+                        wake_on=WAKE_ON, status_text=seen.why)
 
     def _pool(self, cluster: Cluster, params: Dict[str, Any]) -> Dict[str, Any]:
         pool = find_pool(cluster, params['pool'])
