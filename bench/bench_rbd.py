@@ -1,0 +1,144 @@
+"""RBD performance data against rbd_support, on 1, 10 and 50 images under a steady
+`rbd bench` load (held by librbd QoS so the true rate is known).
+
+For each image count it prints the largest per-image difference between our window
+total and (a) the QoS rate, (b) rbd_support's `rbd perf image stats` sampled every
+5 s over the same window; the time from creating the task to its first OSD report;
+and the mgr's CPU seconds over the window, ours against rbd_support serving
+`rbd perf image stats` every 5 s (each minus an idle baseline with the same load).
+Goal: within 5 % of rbd_support.
+
+Usage: /usr/bin/python3 bench/bench_rbd.py [--counts 1,10,50] [--seconds 30]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Dict, List
+
+import rados
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'dev'))
+from devcluster import DevCluster  # noqa: E402
+
+POOL = 'bench'
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f'/proc/{pid}/stat') as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def mgr(r: rados.Rados, **cmd: Any) -> Any:
+    ret, out, err = r.mgr_command(json.dumps({**cmd, 'format': 'json'}), b'', timeout=60)
+    assert ret == 0, err
+    return json.loads(out)
+
+
+def peer_stats(r: rados.Rados) -> Dict[str, float]:
+    out = mgr(r, prefix='rbd perf image stats', pool_spec=POOL)
+    return {k.split('/', 1)[1]: v[0] for e in out['stats'] for k, v in e.items()}
+
+
+def run(cluster: DevCluster, count: int, seconds: int, iops: int) -> Dict[str, Any]:
+    conf = str(cluster.conf_path)
+    names = [f'img{i:02d}' for i in range(count)]
+    rbd = ['rbd', '-c', conf]
+    for n in names:
+        subprocess.run(rbd + ['create', '--size', '16M', f'{POOL}/{n}'], check=True)
+        subprocess.run(rbd + ['config', 'image', 'set', f'{POOL}/{n}', 'rbd_qos_iops_limit',
+                              str(iops)], check=True)
+    loads = [subprocess.Popen(rbd + ['bench', '--io-type', 'write', '--io-size', '4096',
+                                     '--io-threads', '2', '--io-total', '100G',
+                                     '--io-pattern', 'rand', f'{POOL}/{n}'],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for n in names]
+    r = rados.Rados(conffile=conf)
+    r.connect()
+    pid = cluster.mgr_pid(cluster.active_mgr())
+    assert pid is not None
+    try:
+        time.sleep(10)                      # loads steady
+        c0 = cpu_seconds(pid)
+        time.sleep(seconds)
+        idle = cpu_seconds(pid) - c0
+
+        # rbd_support serving `rbd perf image stats` every 5 s over a window.
+        peer_stats(r)
+        time.sleep(10)                      # its query warms up (first answers are empty)
+        c0 = cpu_seconds(pid)
+        samples: List[Dict[str, float]] = []
+        end = time.time() + seconds
+        while time.time() < end:
+            samples.append(peer_stats(r))
+            time.sleep(5)
+        peer_cpu = cpu_seconds(pid) - c0
+        time.sleep(65)                      # its query expires after a minute unused
+
+        # Ours over a window of the same length.
+        c0 = cpu_seconds(pid)
+        t0 = time.time()
+        task = mgr(r, prefix='bgtask rbd-perf', pool=POOL, seconds=seconds)
+        first = None
+        while True:
+            t = mgr(r, prefix='bgtask show', task_id=task['id'])
+            if first is None and t['status_text'] and not t['status_text'].startswith('0 '):
+                first = time.time() - t0
+            if t['state'] != 'pending':
+                break
+            time.sleep(0.2)
+        ours_cpu = cpu_seconds(pid) - c0
+        assert t['state'] == 'finished', t
+    finally:
+        for p in loads:
+            p.terminate()
+        for p in loads:
+            p.wait()
+        r.shutdown()
+    ours = {i['image']: i['total']['write_ops/s'] for i in t['result']['images']}
+    peer = {n: sum(s.get(n, 0.0) for s in samples) / len(samples) for n in names}
+    for n in names:
+        subprocess.run(rbd + ['rm', '--no-progress', f'{POOL}/{n}'], check=True,
+                       stdout=subprocess.DEVNULL)
+    return {
+        'images': count,
+        'max_diff_vs_peer_%': max(abs(ours.get(n, 0) / peer[n] - 1) * 100 for n in names),
+        'max_diff_vs_qos_%': max(abs(ours.get(n, 0) / iops - 1) * 100 for n in names),
+        'first_sample_s': first,
+        'ours_cpu_s': ours_cpu,
+        'peer_cpu_s': peer_cpu, 'idle_cpu_s': idle,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--counts', default='1,10,50')
+    ap.add_argument('--seconds', type=int, default=30)
+    ap.add_argument('--iops', type=int, default=40, help='QoS limit per image')
+    args = ap.parse_args()
+    folder = tempfile.mkdtemp(prefix='bgtasks-bench-rbd-')
+    cluster = DevCluster(folder)
+    cluster.start(mgrs=1, osds=3)
+    try:
+        cluster.ceph('osd', 'pool', 'create', POOL, '32', '32')
+        subprocess.run(['rbd', '-c', str(cluster.conf_path), 'pool', 'init', POOL], check=True)
+        for count in [int(c) for c in args.counts.split(',')]:
+            res = run(cluster, count, args.seconds, args.iops)
+            print(json.dumps(res), flush=True)
+            print(f"{count:3d} images at {args.iops} writes/s each, {args.seconds} s window: "
+                  f"ours vs rbd_support max {res['max_diff_vs_peer_%']:.1f} % (goal <= 5 %), "
+                  f"vs QoS {res['max_diff_vs_qos_%']:.1f} %; first sample after "
+                  f"{res['first_sample_s']:.1f} s; mgr CPU ours {res['ours_cpu_s']:.2f} s, "
+                  f"rbd_support {res['peer_cpu_s']:.2f} s, idle {res['idle_cpu_s']:.2f} s",
+                  flush=True)
+    finally:
+        cluster.stop()
+
+
+if __name__ == '__main__':
+    main()
