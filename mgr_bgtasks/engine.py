@@ -18,7 +18,8 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Protocol, Set, Tuple
+from typing import (Any, Callable, Dict, FrozenSet, Iterator, List, Optional, Protocol, Set,
+                    Tuple)
 
 from .clock import Clock
 from .errors import BgtaskError, Busy, Conflict, Invalid, NotFound, NotReady
@@ -51,8 +52,10 @@ class Observer(Protocol):
 class Engine:
     def __init__(self, store: Store, clock: Clock, kinds: Dict[str, TaskKind], ctx: Context,
                  observer: Optional[Observer] = None, max_workers: int = 4,
-                 retention_days: float = 7.0, max_retained: int = 10000) -> None:
+                 retention_days: float = 7.0, max_retained: int = 10000,
+                 audit: Optional[Callable[[str], None]] = None) -> None:
         self._store = store
+        self._audit = audit or (lambda message: None)
         self._clock = clock
         self._kinds = kinds
         self._ctx = ctx
@@ -169,7 +172,7 @@ class Engine:
             if task_id in self._tasks:
                 self._schedule(task_id, now)
                 self._cond.notify_all()
-        log.info('task %d created by %s: %s', task_id, created_by, task.description)
+        self._audit(f'task {task_id} created by {created_by}: {task.description}')
         return task.to_json(now), True
 
     def _pending_like(self, kind: TaskKind, params: Dict[str, Any]) -> Optional[Task]:
@@ -215,7 +218,7 @@ class Engine:
                 with self._cond:
                     self._forget(task_id)
                 self._persist(task_id, None)
-                log.info('task %d deleted by %s', task_id, deleted_by)
+                self._audit(f'task {task_id} deleted by {deleted_by}: {task.description}')
                 return None
             if not abort_pending:
                 raise Conflict(f'task {task_id} is pending. {ABORT_WARNING} '
@@ -231,7 +234,7 @@ class Engine:
                 text = task.dumps()
                 snapshot = task.to_json(now)
             self._persist(task_id, text)
-        log.info('task %d aborted by %s', task_id, deleted_by)
+        self._audit(f'task {task_id} aborted by {deleted_by}: {task.description}')
         if not still_running:
             # Otherwise the step in flight releases the kind's resources when it returns.
             self._ended(task, task.step)
@@ -246,6 +249,13 @@ class Engine:
     def cluster(self) -> Any:
         """The cluster the kinds act on, for services beside the engine (inventory)."""
         return self._ctx.cluster
+
+    def failed_with_error(self) -> List[Dict[str, Any]]:
+        """Tasks that failed by an error (not a user's abort) and are still kept."""
+        now = self._clock.now()
+        with self._cond:
+            return [t.to_json(now) for t in sorted(self._tasks.values(), key=lambda t: t.id)
+                    if t.status == EXCEPTION]
 
     def counts(self) -> Dict[Tuple[str, str], int]:
         """Number of tasks by (kind, status), every known pair included."""

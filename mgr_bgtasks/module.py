@@ -12,6 +12,7 @@ import json
 import subprocess
 import threading
 
+import rados
 import rbd
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -40,10 +41,13 @@ CLI_USER = 'cli'
 
 
 SERVER_HEALTH = 'BGTASKS_SERVER_DOWN'
+FAILED_HEALTH = 'BGTASK_FAILED'
+# Detail lines of a health check: enough to act on, not the whole history.
+HEALTH_DETAIL_MAX = 20
 # After a failover the old active may hold the port for a moment: retry soon.
 RETRY_SECONDS = 2.0
 STANDBY_RETRY_SECONDS = 10.0
-HOUSEKEEPING_SECONDS = 60.0
+HOUSEKEEPING_SECONDS = 5.0
 
 SERVER_OPTIONS = [
     Option('server_addr', type='str', default='', runtime=True,
@@ -70,6 +74,16 @@ class MgrCluster:
     def __init__(self, module: MgrModule) -> None:
         self._m = module
 
+    def _with_rados(self, op: Callable[[Any], Any]) -> Any:
+        """Runs op(rados handle); once blocklisted (as failover does to the old active
+        mgr's clients), drops the handle and retries on a new one instead of staying dead."""
+        try:
+            return op(self._m.rados)
+        except rados.ConnectionShutdown:
+            self._m.log.warning('RADOS client blocklisted or shut down; reconnecting')
+            self._m.reset_rados()
+            return op(self._m.rados)
+
     def pools(self) -> List[Dict[str, Any]]:
         return list(self._m.get('osd_map')['pools'])
 
@@ -88,24 +102,28 @@ class MgrCluster:
         return {int(pool_id): dict(states) for pool_id, states in by_pool.items()}
 
     def rbd_images(self, pool: str) -> List[Dict[str, Any]]:
-        images = []
-        with self._m.rados.open_ioctx(pool) as ioctx:
-            for entry in rbd.RBD().list2(ioctx):
-                try:
-                    with rbd.Image(ioctx, image_id=entry['id'], read_only=True) as img:
-                        size = img.size()
-                except rbd.ImageNotFound:
-                    continue        # removed while we listed
-                images.append({'name': entry['name'], 'id': entry['id'], 'size': size})
-        return images
+        def op(handle: Any) -> List[Dict[str, Any]]:
+            images = []
+            with handle.open_ioctx(pool) as ioctx:
+                for entry in rbd.RBD().list2(ioctx):
+                    try:
+                        with rbd.Image(ioctx, image_id=entry['id'], read_only=True) as img:
+                            size = img.size()
+                    except rbd.ImageNotFound:
+                        continue        # removed while we listed
+                    images.append({'name': entry['name'], 'id': entry['id'], 'size': size})
+            return images
+        return list(self._with_rados(op))
 
     def option(self, name: str) -> Any:
         return self._m.get_ceph_option(name)
 
     def rbd_image_names(self, pool_id: int, namespace: str) -> Dict[str, str]:
-        with self._m.rados.open_ioctx2(pool_id) as ioctx:
-            ioctx.set_namespace(namespace)
-            return {i['id']: i['name'] for i in rbd.RBD().list2(ioctx)}
+        def op(handle: Any) -> Dict[str, str]:
+            with handle.open_ioctx2(pool_id) as ioctx:
+                ioctx.set_namespace(namespace)
+                return {i['id']: i['name'] for i in rbd.RBD().list2(ioctx)}
+        return dict(self._with_rados(op))
 
     def add_perf_query(self, query: Dict[str, Any]) -> Optional[int]:
         return self._m.add_osd_perf_query(query)
@@ -180,6 +198,8 @@ class Module(MgrModule):
                desc='failed logins in a row that lock a user'),
         Option('login_lockout_seconds', type='secs', default=300, min=1, runtime=True,
                desc='how long a user stays locked'),
+        Option('warn_on_failed', type='bool', default=True, runtime=True,
+               desc='raise BGTASK_FAILED while tasks that failed with an error are kept'),
     ] + SERVER_OPTIONS
     NOTIFY_TYPES = [NotifyType.osd_map, NotifyType.pg_summary]
 
@@ -191,7 +211,8 @@ class Module(MgrModule):
         store = MgrStore(self)
         self._store = store
         self.engine = Engine(store, clock, all_kinds(), self._ctx,
-                             observer=ProgressMirror(self.remote))
+                             observer=ProgressMirror(self.remote), audit=self._audit)
+        self._health: Dict[str, Dict[str, Any]] = {}
         self.users = Users(store, clock)
         self.api = RestApi(self.engine, self.users, lambda: render_metrics(self.engine),
                            Frontend())
@@ -214,6 +235,38 @@ class Module(MgrModule):
         if self._settings() != self._server_settings:
             self._wake.set()
 
+    def _audit(self, message: str) -> None:
+        self.log.info(message)
+        self.cluster_log('audit', MgrModule.ClusterLogPrio.INFO, f'bgtasks: {message}')
+
+    def _set_health(self, name: str, check: Optional[Dict[str, Any]]) -> None:
+        """One of the module's checks; the mgr takes them all at once."""
+        if check is None:
+            if self._health.pop(name, None) is None:
+                return
+        elif self._health.get(name) == check:
+            return
+        else:
+            self._health[name] = check
+        self.set_health_checks(dict(self._health))
+
+    def _check_failed_tasks(self) -> None:
+        failed = self.engine.failed_with_error() if self.get_module_option('warn_on_failed') \
+            else []
+        if not failed:
+            self._set_health(FAILED_HEALTH, None)
+            return
+        detail = [f"task {t['id']} ({t['description']}) failed: {t['error']}"
+                  for t in failed[-HEALTH_DETAIL_MAX:]]
+        self._set_health(FAILED_HEALTH, {
+            'severity': 'warning', 'count': len(failed), 'detail': detail,
+            'summary': f'{len(failed)} background task(s) failed; '
+                       "see 'ceph bgtask ls failed', delete them to clear this"})
+
+    def reset_rados(self) -> None:
+        """Forget a blocklisted RADOS handle; the `rados` property makes a new one."""
+        MgrModule.shutdown(self)
+
     def _settings(self) -> Any:
         return (_listen_addr(self), self.get_module_option('server_port'),
                 self.get_module_option('ssl'))
@@ -230,6 +283,7 @@ class Module(MgrModule):
         while not self._stop.is_set():
             self._wake.clear()
             up = self._start_web(web)
+            self._check_failed_tasks()
             self._wake.wait(HOUSEKEEPING_SECONDS if up else RETRY_SECONDS)
             self.users.expire_sessions()
             if self._stop.is_set() or self._settings() != self._server_settings:
@@ -249,14 +303,14 @@ class Module(MgrModule):
             web.start(addr, int(port), pem)
         except (OSError, NoCertificate, subprocess.SubprocessError) as e:
             self.log.error('REST server not started: %s', e)
-            self.set_health_checks({SERVER_HEALTH: {
+            self._set_health(SERVER_HEALTH, {
                 'severity': 'warning', 'summary': 'bgtasks REST server is not running',
-                'count': 1, 'detail': [str(e)]}})
+                'count': 1, 'detail': [str(e)]})
             return False
         self._server_settings = settings
         url = _public_url(self, addr, int(port), bool(tls))
         self.set_uri(url)
-        self.set_health_checks({})
+        self._set_health(SERVER_HEALTH, None)
         self.log.info('REST server listening on %s:%s, published as %s', addr, port, url)
         return True
 
