@@ -8,6 +8,7 @@ packages=(
     ceph-mon ceph-mgr ceph-osd ceph-common
     python3-rados python3-rbd python3-cherrypy3 python3-jinja2 python3-prettytable
     cmake tox python3-pytest python3-hypothesis flake8 mypy python3-requests
+    chromium
     "$@"
 )
 

@@ -51,16 +51,23 @@ HOUSEKEEPING_SECONDS = 5.0
 
 SERVER_OPTIONS = [
     Option('server_addr', type='str', default='', runtime=True,
-           desc='address the REST server listens on (default: every address)'),
+           desc='address the REST server listens on (default: every address); '
+                'mgr/bgtasks/<mgr id>/server_addr sets it for one mgr'),
     Option('server_port', type='int', default=8099, min=1, max=65535, runtime=True,
-           desc='port of the REST server'),
+           desc='port of the REST server (mgr/bgtasks/<mgr id>/server_port for one mgr)'),
     Option('ssl', type='bool', default=True, runtime=True,
            desc='serve HTTPS (turn off only behind a TLS proxy)'),
 ]
 
 
 def _listen_addr(module: Any) -> str:
-    return str(module.get_module_option('server_addr') or get_default_addr())
+    # Localized (mgr/bgtasks/<mgr id>/server_addr) first, like Ceph's other web modules:
+    # mgrs sharing a host can be given addresses or ports of their own.
+    return str(module.get_localized_module_option('server_addr') or get_default_addr())
+
+
+def _listen_port(module: Any) -> int:
+    return int(str(module.get_localized_module_option('server_port')))
 
 
 def _public_url(module: Any, addr: str, port: int, tls: bool) -> str:
@@ -268,8 +275,7 @@ class Module(MgrModule):
         MgrModule.shutdown(self)
 
     def _settings(self) -> Any:
-        return (_listen_addr(self), self.get_module_option('server_port'),
-                self.get_module_option('ssl'))
+        return (_listen_addr(self), _listen_port(self), self.get_module_option('ssl'))
 
     def notify(self, notify_type: NotifyType, notify_id: str) -> None:
         self.engine.wake(str(getattr(notify_type, 'value', notify_type)))
@@ -425,11 +431,13 @@ class StandbyModule(MgrStandbyModule):
 
     def serve(self) -> None:
         web = WebServer(self._redirect)
+        bound_with = None
         while not self._stop.is_set():
+            settings = (_listen_addr(self), _listen_port(self), bool(self.get_module_option('ssl')))
+            if web.bound is not None and settings != bound_with:
+                web.stop()
             if web.bound is None:
-                addr = _listen_addr(self)
-                port = int(str(self.get_module_option('server_port')))
-                tls = bool(self.get_module_option('ssl'))
+                addr, port, tls = settings
                 try:
                     # A standby never makes a certificate: the active mgr does, once.
                     crt, key = self.get_store('crt'), self.get_store('key')
@@ -437,6 +445,7 @@ class StandbyModule(MgrStandbyModule):
                     if tls and pem is None:
                         raise NoCertificate('no certificate stored yet')
                     web.start(addr, port, pem)
+                    bound_with = settings
                 except (OSError, NoCertificate) as e:
                     # Two mgrs on one host share the address: the active one has the port.
                     self.log.info('standby redirect server not started: %s', e)

@@ -27,6 +27,7 @@ MAX_BODY = 64 * 1024
 COOKIE = 'bgtasks_session'
 TASKQUEUE_PREFIXES = ('/api/taskqueue', '/openattic/api/taskqueue')
 MAX_PAGE_SIZE = 1000
+DIGITS = re.compile(r'[0-9]{1,12}')
 DEFAULT_PAGE_SIZE = 100
 
 
@@ -192,7 +193,8 @@ class RestApi:
             user = self._authorize(route, req)
             args = m.groupdict()
             if route.method == 'POST':
-                args['body'] = self._json_body(req)
+                # A POST that takes no body (logout) needs no content type either.
+                args['body'] = self._json_body(req) if route.body is not None else {}
             handler: Callable[..., Response] = getattr(self, route.handler)
             return handler(req, user, **args)
         if allowed:
@@ -220,6 +222,8 @@ class RestApi:
             body = json.loads(req.body)
         except (ValueError, UnicodeDecodeError) as e:
             raise Invalid(f'the body is not valid JSON: {e}')
+        except RecursionError:
+            raise Invalid('the body is nested too deeply')
         if not isinstance(body, dict):
             raise Invalid('the body must be a JSON object')
         return body
@@ -331,10 +335,7 @@ def _int_query(req: Request, name: str, low: int, high: Optional[int]) -> Option
     raw = _query(req, name)
     if raw is None:
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
+    value = int(raw) if DIGITS.fullmatch(raw) else low - 1
     if value < low or (high is not None and value > high):
         bound = f'from {low} to {high}' if high else f'at least {low}'
         raise Invalid(f'{name} must be an integer {bound}, not {raw!r}')
@@ -342,7 +343,8 @@ def _int_query(req: Request, name: str, low: int, high: Optional[int]) -> Option
 
 
 def _task_id(raw: str) -> int:
-    if not raw.isdigit():
+    # ASCII digits only: int() would also take other scripts' digits ('１' is 1).
+    if not DIGITS.fullmatch(raw):
         raise NotFound(f'task {raw!r} not found')
     return int(raw)
 

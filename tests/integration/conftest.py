@@ -1,18 +1,38 @@
-"""A real throwaway cluster (1 mon, 2 mgrs, 3 memstore OSDs) for the whole session."""
+"""A real throwaway cluster (1 mon, 2 mgrs, 3 memstore OSDs) for the whole session.
+
+The REST server listens on 127.0.0.1 on a free port; the session creates an `admin` and a
+`read-only` user through the CLI (`ceph bgtask user create ... -i <password file>`).
+"""
 import json
 import os
 import shutil
+import socket
+import ssl
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Optional
+from urllib.parse import urljoin
 
 import pytest
+import requests
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 sys.path.insert(0, os.path.join(REPO, 'dev'))
 
-from devcluster import DevCluster  # noqa: E402
+from devcluster import DevCluster, free_port  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The module serves a self-signed certificate; tests that check it do so explicitly.
+    config.addinivalue_line('filterwarnings',
+                            'ignore::urllib3.exceptions.InsecureRequestWarning')
+
+
+REST_ADMIN = 'rest-admin'
+REST_READER = 'rest-reader'
+PASSWORDS = {REST_ADMIN: 'Adm1n-pass-w0rd!', REST_READER: 'Read-0nly-pass!'}
+ROLES = {REST_ADMIN: 'admin', REST_READER: 'read-only'}
 
 
 class Bgtask:
@@ -52,11 +72,18 @@ class Bgtask:
 
 
 @pytest.fixture(scope='session')
-def cluster() -> Iterator[DevCluster]:
+def rest_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope='session')
+def cluster(rest_port: int) -> Iterator[DevCluster]:
     folder = tempfile.mkdtemp(prefix='bgtasks-it-')
     c = DevCluster(folder)
     try:
-        c.start(mgrs=2, osds=3, module_options={'test_round_seconds': '0.5'})
+        c.start(mgrs=2, osds=3, module_options={'test_round_seconds': '0.5',
+                                                'server_addr': '127.0.0.1',
+                                                'server_port': str(rest_port)})
         yield c
     finally:
         c.stop()
@@ -71,3 +98,159 @@ def bg(cluster: DevCluster) -> Bgtask:
 def no_module_error(cluster: DevCluster) -> bool:
     health = cluster.ceph('health', 'detail', json_out=True)
     return 'MGR_MODULE_ERROR' not in health.get('checks', {})
+
+
+# ---------------------------------------------------------------------- REST
+
+
+def password_file(cluster: DevCluster, name: str, password: str) -> str:
+    """A file holding `password` (no trailing newline), for `-i`."""
+    path = cluster.dir / 'tmp' / f'pw-{name}'
+    path.write_text(password)
+    return str(path)
+
+
+def create_user(cluster: DevCluster, username: str, role: str, password: str) -> None:
+    cluster.ceph('bgtask', 'user', 'create', username, role, '-i',
+                 password_file(cluster, username, password))
+
+
+def no_traceback(text: str) -> bool:
+    return 'Traceback' not in text and 'File "/' not in text
+
+
+class RestApi:
+    """The module's REST server on 127.0.0.1:<port>, with a cached token per user."""
+
+    def __init__(self, cluster: DevCluster, port: int) -> None:
+        self.cluster = cluster
+        self.port = port
+        self.scheme = 'https'
+        self.passwords: Dict[str, str] = dict(PASSWORDS)
+        self._tokens: Dict[str, str] = {}
+
+    @property
+    def base(self) -> str:
+        return f'{self.scheme}://127.0.0.1:{self.port}'
+
+    def url(self, path: str) -> str:
+        return urljoin(self.base + '/', path)
+
+    def request(self, method: str, path: str, user: Optional[str] = None,
+                token: Optional[str] = None, **kwargs: Any) -> requests.Response:
+        """One request; `user` authenticates with that user's (cached) bearer token."""
+        headers = dict(kwargs.pop('headers', None) or {})
+        if user is not None:
+            token = self.token(user)
+        if token is not None:
+            headers['Authorization'] = f'Bearer {token}'
+        kwargs.setdefault('timeout', 30)
+        kwargs.setdefault('allow_redirects', False)
+        with self.session() as s:
+            return s.request(method, self.url(path), headers=headers, **kwargs)
+
+    @staticmethod
+    def session() -> requests.Session:
+        """A session that ignores the environment's CA bundle and proxies (loopback only)."""
+        s = requests.Session()
+        s.trust_env = False
+        s.verify = False
+        return s
+
+    def get(self, path: str, user: Optional[str] = REST_ADMIN, **kwargs: Any
+            ) -> requests.Response:
+        return self.request('GET', path, user=user, **kwargs)
+
+    def post(self, path: str, body: Any, user: Optional[str] = REST_ADMIN, **kwargs: Any
+             ) -> requests.Response:
+        return self.request('POST', path, user=user, json=body, **kwargs)
+
+    def delete(self, path: str, user: Optional[str] = REST_ADMIN, **kwargs: Any
+               ) -> requests.Response:
+        return self.request('DELETE', path, user=user, **kwargs)
+
+    def login(self, username: str, password: Optional[str] = None) -> requests.Response:
+        if password is None:
+            password = self.passwords[username]
+        return self.request('POST', '/api/auth/login',
+                            json={'username': username, 'password': password})
+
+    def new_token(self, username: str) -> str:
+        res = self.login(username)
+        assert res.status_code == 200, f'login {username}: {res.status_code} {res.text}'
+        return str(res.json()['token'])
+
+    def token(self, username: str) -> str:
+        if username not in self._tokens:
+            self._tokens[username] = self.new_token(username)
+        return self._tokens[username]
+
+    def forget_tokens(self) -> None:
+        self._tokens.clear()
+
+    def answers(self) -> bool:
+        try:
+            with self.session() as s:
+                res = s.get(self.url('/api/openapi.json'), timeout=5)
+        except requests.RequestException:
+            return False
+        return res.status_code == 200
+
+    def wait_answers(self, timeout: float = 90) -> None:
+        """Wait until the server answers; drop cached tokens that no longer work."""
+        self.cluster.wait_for(self.answers, timeout=timeout, interval=0.5,
+                              what=f'bgtasks REST server on {self.base}',
+                              diag=lambda: self.cluster.module_log())
+        for user, token in list(self._tokens.items()):
+            res = self.request('GET', '/api/auth/me', token=token)
+            if res.status_code != 200:
+                del self._tokens[user]
+
+    def create_test(self, times: int, user: str = REST_ADMIN,
+                    prefix: str = '') -> Dict[str, Any]:
+        res = self.post(f'{prefix}/api/taskqueue/test_task', {'times': times}, user=user)
+        assert res.status_code == 201, f'{res.status_code} {res.text}'
+        return dict(res.json())
+
+    def task(self, task_id: int) -> Dict[str, Any]:
+        res = self.get(f'/api/taskqueue/{task_id}')
+        assert res.status_code == 200, f'{res.status_code} {res.text}'
+        return dict(res.json())
+
+    def wait_task(self, task_id: int, predicate: Callable[[Dict[str, Any]], bool],
+                  timeout: float = 60) -> Dict[str, Any]:
+        end = time.monotonic() + timeout
+        last: Dict[str, Any] = {}
+        while time.monotonic() < end:
+            last = self.task(task_id)
+            if predicate(last):
+                return last
+            time.sleep(0.2)
+        raise AssertionError(f'task {task_id} never got there; last seen: {last}')
+
+    def served_cert(self, port: Optional[int] = None) -> bytes:
+        """The DER certificate the server presents (not verified)."""
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with socket.create_connection(('127.0.0.1', port or self.port), timeout=10) as sock:
+            with ctx.wrap_socket(sock) as tls:
+                der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        return der
+
+
+@pytest.fixture(scope='session')
+def rest_session(cluster: DevCluster, rest_port: int) -> RestApi:
+    for username, password in PASSWORDS.items():
+        create_user(cluster, username, ROLES[username], password)
+    rest = RestApi(cluster, rest_port)
+    rest.wait_answers()
+    return rest
+
+
+@pytest.fixture
+def api(rest_session: RestApi) -> RestApi:
+    """The REST server, answering (it may have moved to another mgr in an earlier test)."""
+    rest_session.wait_answers()
+    return rest_session

@@ -200,3 +200,17 @@ def test_static_files_and_no_escape_from_the_folder(api: Api) -> None:
     for path in ('/static/../README.md', '/static/%2e%2e/README.md', '/static/nope.js',
                  '/static//etc/passwd'):
         assert api.call('GET', path).status == 404, path
+
+
+def test_odd_inputs_are_refused_not_crashed(api: Api) -> None:
+    token = api.token()
+    deep = b'[' * 5000 + b']' * 5000
+    r = api.call('POST', '/api/taskqueue/test_task', raw=deep, token=token)
+    assert r.status == 400 and 'nested too deeply' in r.body['detail']
+    task, _ = api.h.engine.submit('test', {'times': 1}, 'x')
+    for odd in ('\uff11', '1 ', '0x1', '+1', '1.0', '9' * 40):
+        assert api.call('GET', f'/api/taskqueue/{odd}', token=token).status == 404, odd
+    assert api.call('GET', '/api/taskqueue', token=token, query='page=%EF%BC%91').status == 400
+    r = api.api.handle(Request('POST', '/api/auth/logout', {},
+                               {'authorization': f'Bearer {token}'}, b''))
+    assert r.status == 204                      # no body, no content type: fine for logout
