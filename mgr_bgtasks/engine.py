@@ -6,9 +6,10 @@ record is written after every step, so a new engine over the same store resumes
 every pending task from its last completed step.
 
 Locking: `_cond` guards every in-memory structure. Each task also has a lock held
-from a mutation through its store write, so writes of one task land in order;
-it is always taken before `_cond`, never while holding it (a fresh task's lock is
-the one exception: nobody else can know it yet).
+from a mutation until its record is handed to the writer (`writer.py`, which keeps
+the newest record of each task and writes them in order); it is always taken before
+`_cond`, never while holding it (a fresh task's lock is the one exception: nobody
+else can know it yet).
 """
 import copy
 import heapq
@@ -27,6 +28,7 @@ from .kind import Context, Continue, Finish, Outcome, TaskKind
 from .store import Store
 from .task import (ABORTED, EXCEPTION, KEY_PREFIX, NOT_STARTED, RUNNING, STATES,
                    STATUS_FINISHED, STATUSES, Task, key_of)
+from .writer import Writer
 
 # Highest id ever handed out, written only when a task with a higher id is deleted:
 # otherwise the highest stored task already tells it, and a create costs one write.
@@ -53,8 +55,11 @@ class Engine:
     def __init__(self, store: Store, clock: Clock, kinds: Dict[str, TaskKind], ctx: Context,
                  observer: Optional[Observer] = None, max_workers: int = 4,
                  retention_days: float = 7.0, max_retained: int = 10000,
-                 audit: Optional[Callable[[str], None]] = None) -> None:
+                 audit: Optional[Callable[[str], None]] = None,
+                 writer_threads: int = 0) -> None:
         self._store = store
+        # Without threads (unit tests), records are written before the call returns.
+        self._writer = Writer(store, writer_threads)
         self._audit = audit or (lambda message: None)
         self._clock = clock
         self._kinds = kinds
@@ -75,8 +80,6 @@ class Engine:
         self._heap: List[Tuple[float, int]] = []
         self._wake_on: Dict[int, FrozenSet[str]] = {}
         self._running: Set[int] = set()
-        # Records (or deletions) whose store write failed; retried by maintenance.
-        self._dirty: Set[int] = set()
 
         self._thread: Optional[threading.Thread] = None
         self._executor: Optional[ThreadPoolExecutor] = None
@@ -92,6 +95,7 @@ class Engine:
     def load(self) -> None:
         """Read every task from the store; pending ones are due at once."""
         tasks: Dict[int, Task] = {}
+        unknown_kind: List[Task] = []
         for key, text in self._store.scan(KEY_PREFIX).items():
             try:
                 task = Task.loads(text)
@@ -103,7 +107,7 @@ class Engine:
                 if task.pending:
                     task.status, task.error = EXCEPTION, f'unknown task kind {task.kind!r}'
                     task.ended = self._clock.now()
-                    self._dirty.add(task.id)
+                    unknown_kind.append(task)
             tasks[task.id] = task
         floor = int(self._store.get(ID_FLOOR_KEY) or 0)
         now = self._clock.now()
@@ -117,6 +121,8 @@ class Engine:
                     self._schedule(task.id, now)
             self._loaded = True
             self._cond.notify_all()
+        for task in unknown_kind:
+            self._persist(task.id, task.dumps())
         log.info('loaded %d tasks (%d pending), next id %d', len(tasks),
                  len(self._due), self._next_id)
 
@@ -159,7 +165,8 @@ class Engine:
             text = task.dumps()
         try:
             try:
-                self._store.put(key_of(task_id), text)
+                # Stored before the caller hears of it: an id once given is never lost.
+                self._writer.put(key_of(task_id), text, wait=True, check=True)
             except Exception as e:
                 with self._cond:
                     del self._tasks[task_id]
@@ -217,7 +224,7 @@ class Engine:
                 self._write_id_floor(task_id)
                 with self._cond:
                     self._forget(task_id)
-                self._persist(task_id, None)
+                self._persist(task_id, None, wait=True)
                 self._audit(f'task {task_id} deleted by {deleted_by}: {task.description}')
                 return None
             if not abort_pending:
@@ -233,7 +240,7 @@ class Engine:
                 still_running = task_id in self._running
                 text = task.dumps()
                 snapshot = task.to_json(now)
-            self._persist(task_id, text)
+            self._persist(task_id, text, wait=True)
         self._audit(f'task {task_id} aborted by {deleted_by}: {task.description}')
         if not still_running:
             # Otherwise the step in flight releases the kind's resources when it returns.
@@ -271,6 +278,7 @@ class Engine:
         """Run steps on a bounded pool of threads until stop()."""
         with self._cond:
             self._stopping = False
+        self._writer.start()
         self._executor = ThreadPoolExecutor(max_workers=THREAD_CAP,
                                             thread_name_prefix='bgtasks-step')
         self._thread = threading.Thread(target=self._loop, name='bgtasks-scheduler', daemon=True)
@@ -287,6 +295,7 @@ class Engine:
             # Steps in flight finish and persist; queued ones simply run on the next engine.
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+        self._writer.stop()
         for kind in self._kinds.values():
             try:
                 kind.shutdown(self._ctx)
@@ -313,18 +322,7 @@ class Engine:
 
     def maintain(self) -> None:
         """Retry failed writes and apply retention."""
-        for task_id in sorted(self._dirty):
-            with self._cond:
-                self._dirty.discard(task_id)
-                lock = self._task_locks.get(task_id)
-            if lock is None:
-                self._persist(task_id, None)
-                continue
-            with lock:
-                with self._cond:
-                    task = self._tasks.get(task_id)
-                    text = task.dumps() if task else None
-                self._persist(task_id, text)
+        self._writer.retry()
         for task_id in self._expired(self._clock.now()):
             try:
                 self.delete(task_id, abort_pending=False, deleted_by='retention')
@@ -495,14 +493,10 @@ class Engine:
                 self._wake_on[task.id] = outcome.wake_on
         return text
 
-    def _persist(self, task_id: int, text: Optional[str]) -> None:
-        """Write (or with None delete) a record; on failure keep it for maintenance."""
-        try:
-            self._store.put(key_of(task_id), text)
-        except Exception as e:
-            log.warning('could not store task %d, will retry: %s', task_id, e)
-            with self._cond:
-                self._dirty.add(task_id)
+    def _persist(self, task_id: int, text: Optional[str], wait: bool = False) -> None:
+        """Write (or with None delete) a record; a failed write is retried by maintain().
+        `wait` for what a user asked for (deletes): done before they are answered."""
+        self._writer.put(key_of(task_id), text, wait=wait)
 
     def _write_id_floor(self, deleted_id: int) -> None:
         with self._cond:

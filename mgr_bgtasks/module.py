@@ -48,6 +48,9 @@ HEALTH_DETAIL_MAX = 20
 RETRY_SECONDS = 2.0
 STANDBY_RETRY_SECONDS = 10.0
 HOUSEKEEPING_SECONDS = 5.0
+# Step records go to the mon from these threads; two keep a commit in flight while
+# the next is sent, without flooding the mon.
+WRITER_THREADS = 2
 
 SERVER_OPTIONS = [
     Option('server_addr', type='str', default='', runtime=True,
@@ -218,7 +221,8 @@ class Module(MgrModule):
         store = MgrStore(self)
         self._store = store
         self.engine = Engine(store, clock, all_kinds(), self._ctx,
-                             observer=ProgressMirror(self.remote), audit=self._audit)
+                             observer=ProgressMirror(self.remote), audit=self._audit,
+                             writer_threads=WRITER_THREADS)
         self._health: Dict[str, Dict[str, Any]] = {}
         self.users = Users(store, clock)
         self.api = RestApi(self.engine, self.users, lambda: render_metrics(self.engine),

@@ -1,0 +1,107 @@
+"""Getting task records into the store: at once, or from background threads.
+
+Every store write is a mon commit (about 1.3 ms), so steps hand their records to
+background writers instead of waiting; a record changed again before it was written
+replaces the pending one (the store only ever needs the newest). Writes of one key
+are serialised and each writes the newest value pending at that moment, so the store
+never goes back to an older record. A write that fails stays pending and is retried.
+"""
+import collections
+import logging
+import threading
+from typing import Deque, Dict, List, Optional, Set
+
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Writer:
+    def __init__(self, store: Store, threads: int = 0) -> None:
+        self._store = store
+        self._thread_count = threads
+        self._cond = threading.Condition()
+        self._pending: Dict[str, Optional[str]] = {}
+        self._queue: Deque[str] = collections.deque()
+        self._key_locks: Dict[str, threading.Lock] = {}
+        self._failed: Set[str] = set()
+        self._threads: List[threading.Thread] = []
+        self._stopping = False
+
+    def put(self, key: str, value: Optional[str], wait: bool = False,
+            check: bool = False) -> None:
+        """Store `value` (None deletes). With `wait`, returns once it is written; with
+        `check` too, a failed write raises (and is not retried)."""
+        with self._cond:
+            queued = key in self._pending
+            self._pending[key] = value
+            background = bool(self._threads) and not wait
+            if background and not queued:
+                self._queue.append(key)
+                self._cond.notify()
+        if not background:
+            self._flush(key, check)
+
+    def retry(self) -> None:
+        """Writes again what failed before."""
+        with self._cond:
+            keys = [k for k in self._failed if k in self._pending]
+            self._failed.clear()
+            if self._threads:
+                self._queue.extend(k for k in keys if k not in self._queue)
+                self._cond.notify_all()
+                return
+        for key in keys:
+            self._flush(key)
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._pending)
+
+    def start(self) -> None:
+        with self._cond:
+            self._stopping = False
+            self._threads = [threading.Thread(target=self._run, name=f'bgtasks-writer-{i}',
+                                              daemon=True)
+                             for i in range(self._thread_count)]
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        """Drains the queue, then writes in the caller's thread from now on."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+            threads, self._threads = self._threads, []
+        for t in threads:
+            t.join()
+        self.retry()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                key = self._queue.popleft()
+            self._flush(key)
+
+    def _flush(self, key: str, check: bool = False) -> None:
+        with self._cond:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._cond:
+                if key not in self._pending:
+                    return              # a later flush already wrote the newest value
+                value = self._pending.pop(key)
+            try:
+                self._store.put(key, value)
+            except Exception as e:
+                with self._cond:
+                    if check:
+                        raise
+                    # Kept unless a newer value came meanwhile; retried by retry().
+                    self._pending.setdefault(key, value)
+                    self._failed.add(key)
+                log.warning('could not store %s, will retry: %s', key, e)

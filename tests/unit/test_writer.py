@@ -1,0 +1,70 @@
+"""Background writes: newest value wins, order per key kept, failures retried."""
+import threading
+import time
+from typing import List, Optional, Tuple
+
+from mgr_bgtasks.store import MemoryStore
+from mgr_bgtasks.writer import Writer
+
+
+class SlowStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: List[Tuple[str, Optional[str]]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def put(self, key: str, value: Optional[str]) -> None:
+        assert self.gate.wait(5)
+        time.sleep(0.002)
+        super().put(key, value)
+        self.log.append((key, value))
+
+
+def test_pending_values_coalesce_and_the_newest_lands() -> None:
+    store = SlowStore()
+    w = Writer(store, threads=2)
+    w.start()
+    store.gate.clear()
+    for i in range(50):
+        w.put('k', str(i))
+    store.gate.set()
+    w.stop()
+    assert store.get('k') == '49'
+    assert len([v for k, v in store.log if k == 'k']) <= 3    # not 50 writes
+
+
+def test_wait_writes_before_returning_and_after_older_ones() -> None:
+    store = SlowStore()
+    w = Writer(store, threads=2)
+    w.start()
+    for i in range(20):
+        w.put('a', f'step {i}')
+    w.put('a', 'aborted', wait=True)
+    assert store.get('a') == 'aborted'
+    w.stop()
+    assert store.get('a') == 'aborted'          # no older step record landed after it
+
+
+def test_failed_writes_stay_pending_until_retried() -> None:
+    store = MemoryStore()
+    w = Writer(store)
+    store.fail_writes = True
+    w.put('x', '1')
+    assert w.pending() == 1 and store.get('x') is None
+    store.fail_writes = False
+    w.retry()
+    assert w.pending() == 0 and store.get('x') == '1'
+
+
+def test_checked_write_raises_and_is_dropped() -> None:
+    store = MemoryStore()
+    w = Writer(store)
+    store.fail_writes = True
+    try:
+        w.put('x', '1', wait=True, check=True)
+    except IOError:
+        pass
+    else:
+        raise AssertionError('no error')
+    assert w.pending() == 0
