@@ -26,7 +26,7 @@ from .clock import Clock
 from .errors import BgtaskError, Busy, Conflict, Invalid, NotFound, NotReady
 from .kind import Context, Continue, Finish, Outcome, TaskKind
 from .store import Store
-from .task import (ABORTED, EXCEPTION, KEY_PREFIX, NOT_STARTED, RUNNING, STATES,
+from .task import (ABORTED, EXCEPTION, KEY_PREFIX, NOT_STARTED, PENDING, RUNNING, STATES,
                    STATUS_FINISHED, STATUSES, Task, key_of)
 from .writer import Writer
 
@@ -80,6 +80,9 @@ class Engine:
         self._heap: List[Tuple[float, int]] = []
         self._wake_on: Dict[int, FrozenSet[str]] = {}
         self._running: Set[int] = set()
+        # Ids of pending tasks: merge and busy checks look only at these, not at the
+        # thousands of finished ones kept.
+        self._pending_ids: Set[int] = set()
 
         self._thread: Optional[threading.Thread] = None
         self._executor: Optional[ThreadPoolExecutor] = None
@@ -116,9 +119,9 @@ class Engine:
             self._task_locks = {i: threading.Lock() for i in tasks}
             self._id_floor = floor
             self._next_id = max([floor] + list(tasks)) + 1
-            for task in tasks.values():
-                if task.pending:
-                    self._schedule(task.id, now)
+            self._pending_ids = {t.id for t in tasks.values() if t.pending}
+            for task_id in self._pending_ids:
+                self._schedule(task_id, now)
             self._loaded = True
             self._cond.notify_all()
         for task in unknown_kind:
@@ -149,9 +152,8 @@ class Engine:
             same = self._pending_like(kind, params)
             if same is not None:
                 return same.to_json(now), False
-            for other in self._tasks.values():
-                if other.kind == kind_name and other.pending and \
-                        kind.conflicts(params, other.params):
+            for other in self._pending_of(kind_name):
+                if kind.conflicts(params, other.params):
                     raise Busy(f'task {other.id} ({other.description}) is pending')
             task_id = self._next_id
             self._next_id += 1
@@ -162,6 +164,7 @@ class Engine:
             lock.acquire()
             self._tasks[task_id] = task
             self._task_locks[task_id] = lock
+            self._pending_ids.add(task_id)
             text = task.dumps()
         try:
             try:
@@ -171,6 +174,7 @@ class Engine:
                 with self._cond:
                     del self._tasks[task_id]
                     del self._task_locks[task_id]
+                    self._pending_ids.discard(task_id)
                 raise BgtaskError(f'could not store the task: {e}')
         finally:
             lock.release()
@@ -187,11 +191,16 @@ class Engine:
         Only the request's own keys count: `check` may have added facts to the other's."""
         if not kind.merge_identical:
             return None
-        for other in self._tasks.values():
-            if other.kind == kind.name and other.pending and \
-                    all(other.params.get(k) == v for k, v in params.items()):
+        for other in self._pending_of(kind.name):
+            if all(other.params.get(k) == v for k, v in params.items()):
                 return other
         return None
+
+    def _pending_of(self, kind_name: str) -> Iterator[Task]:
+        for task_id in sorted(self._pending_ids):
+            task = self._tasks[task_id]
+            if task.kind == kind_name:
+                yield task
 
     def get(self, task_id: int) -> Dict[str, Any]:
         self._check_ready()
@@ -208,7 +217,9 @@ class Engine:
             raise Invalid(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
         now = self._clock.now()
         with self._cond:
-            tasks = [t for t in self._tasks.values()
+            pool = ([self._tasks[i] for i in self._pending_ids] if state == PENDING
+                    else self._tasks.values())
+            tasks = [t for t in pool
                      if (state is None or t.state == state)
                      and (status is None or t.status == status)]
             tasks.sort(key=lambda t: t.id, reverse=True)
@@ -233,6 +244,7 @@ class Engine:
             now = self._clock.now()
             with self._cond:
                 task.status = ABORTED
+                self._pending_ids.discard(task_id)
                 task.ended = task.last_modified = now
                 task.error = f'deleted while pending by {deleted_by}'
                 task.status_text = None
@@ -486,6 +498,8 @@ class Engine:
             task.ended, task.status_text = now, None
             task.error = f'task record too large to store ({len(text)} bytes)'
             text = task.dumps()
+        if not task.pending:
+            self._pending_ids.discard(task.id)
         if task.pending:
             assert isinstance(outcome, Continue)
             self._schedule(task.id, now + max(0.0, outcome.delay))
