@@ -15,6 +15,7 @@ import threading
 import rados
 import rbd
 from typing import Any, Callable, Dict, List, Optional, Tuple
+from urllib.parse import urlparse
 
 from mgr_module import (CLIReadCommand, CLIWriteCommand, HandleCommandResult, MgrModule,
                         MgrStandbyModule, NotifyType, Option)
@@ -71,6 +72,12 @@ def _listen_addr(module: Any) -> str:
 
 def _listen_port(module: Any) -> int:
     return int(str(module.get_localized_module_option('server_port')))
+
+
+def _is_listener(uri: str, addr: str, port: int) -> bool:
+    """Whether `uri` points at addr:port (the active mgr on this very listener)."""
+    parsed = urlparse(uri)
+    return parsed.port == port and (parsed.hostname or '') in (addr, '127.0.0.1', 'localhost')
 
 
 def _public_url(module: Any, addr: str, port: int, tls: bool) -> str:
@@ -438,9 +445,15 @@ class StandbyModule(MgrStandbyModule):
         bound_with = None
         while not self._stop.is_set():
             settings = (_listen_addr(self), _listen_port(self), bool(self.get_module_option('ssl')))
-            if web.bound is not None and settings != bound_with:
+            # With both mgrs on one host the port is the active one's. A standby that took it
+            # while the active restarted would keep it out for good: the active publishes no
+            # URL until it binds, so the standby could only answer 503. Without an active URL
+            # to send people to, or when that URL is our own listener, stand aside.
+            active = self.get_active_uri()
+            stand_aside = not active or _is_listener(active, settings[0], settings[1])
+            if web.bound is not None and (settings != bound_with or stand_aside):
                 web.stop()
-            if web.bound is None:
+            if web.bound is None and not stand_aside:
                 addr, port, tls = settings
                 try:
                     # A standby never makes a certificate: the active mgr does, once.

@@ -27,6 +27,10 @@ MAX_BODY = 64 * 1024
 COOKIE = 'bgtasks_session'
 TASKQUEUE_PREFIXES = ('/api/taskqueue', '/openattic/api/taskqueue')
 MAX_PAGE_SIZE = 1000
+# The web tab loads only its own files and talks only to this server: no inline script or
+# style, no other origin, no framing (it works unchanged under this policy).
+PAGE_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 DIGITS = re.compile(r'[0-9]{1,12}')
 DEFAULT_PAGE_SIZE = 100
 
@@ -174,7 +178,8 @@ class RestApi:
 
     def _dispatch(self, req: Request) -> Response:
         if req.method == 'GET' and req.path in ('/', '/index.html'):
-            return Response(200, self._frontend.index(), 'text/html; charset=utf-8')
+            return Response(200, self._frontend.index(), 'text/html; charset=utf-8',
+                            headers=[('Content-Security-Policy', PAGE_CSP)])
         if req.method == 'GET' and req.path.startswith('/static/'):
             found = self._frontend.static(req.path[len('/static/'):])
             if found is None:

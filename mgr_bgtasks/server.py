@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional, Tuple
 from urllib.parse import parse_qs
 
 import cherrypy
+from cherrypy.process.wspbus import ChannelFailures
 
 from .rest import COOKIE, MAX_BODY, Request, Response
 from .tls import write_pair
@@ -118,6 +119,12 @@ class WebServer:
         })
         try:
             cherrypy.engine.start()
+        except ChannelFailures as e:
+            # The port was taken between the check above and CherryPy's own (a standby mgr on
+            # this host): CherryPy wraps that OSError and has stopped. Say it as an OSError, so
+            # the caller retries instead of the module failing for good.
+            cherrypy.server.httpserver = None
+            raise OSError(f'cannot listen on {addr}:{port}: {e}') from e
         finally:
             # The adapter has read them: a key file left behind would outlive a killed mgr.
             if self._tls_dir:

@@ -27,7 +27,8 @@ class CountingTask(TaskKind):
         return {'times': check_times(params.get('times'))}
 
     def describe(self, params: Dict[str, Any]) -> str:
-        return f"Test task counting {params['times']} rounds"
+        times = params['times']
+        return f"Test task counting {times} round{'' if times == 1 else 's'}"
 
     def first_state(self, params: Dict[str, Any]) -> Dict[str, Any]:
         return {'done': 0, 'counting': False}

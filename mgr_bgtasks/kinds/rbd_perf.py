@@ -53,15 +53,18 @@ class Segment:
     """What this mgr saw since it registered its query: per image and OSD, the first and
     last arrival and the sums of the chunks after the first."""
 
-    def __init__(self, query_id: int) -> None:
+    def __init__(self, query_id: int, registered: float) -> None:
         self.query_id = query_id
+        self.registered = registered
         self.per_osd: Dict[Tuple[str, str], Dict[str, Any]] = {}
 
     def add(self, image: str, osd: str, now: float, values: List[float]) -> None:
         track = self.per_osd.get((image, osd))
         if track is None:
-            self.per_osd[(image, osd)] = {'first': now, 'last': now, 'sums': [0.0] * 4}
-            return          # covers an unknown part of a period: only its time counts
+            # Covers an unknown part of a period: kept apart, used only if nothing follows.
+            self.per_osd[(image, osd)] = {'first': now, 'last': now, 'sums': [0.0] * 4,
+                                          'first_sums': values[:4]}
+            return
         track['last'] = now
         for i in range(4):
             track['sums'][i] += values[i]
@@ -72,9 +75,14 @@ class Segment:
         for (image, _), t in self.per_osd.items():
             span = t['last'] - t['first']
             entry = out.setdefault(image, [0.0] * 5)
+            sums = t['sums']
+            if span <= 0:
+                # One report only (a short window): it covers at most the time since the
+                # query was registered, the best span there is.
+                span, sums = t['first'] - self.registered, t['first_sums']
             if span > 0:
                 for i in range(4):
-                    entry[i] += t['sums'][i] / span
+                    entry[i] += sums[i] / span
                 entry[4] = max(entry[4], span)
         return out
 
@@ -129,7 +137,7 @@ class RbdPerf(TaskKind):
             # see C_, U_, LAT and NAME for what its slots hold.
             state = {'start': now, 'end': now + params['seconds'], 'img': {}, 'series': {},
                      'chunks': 0, 'segments': 0, 'dropped': [], 'last_arrival': None}
-        segment = self._segment(ctx.cluster, params, state)
+        segment = self._segment(ctx.cluster, params, state, now)
         arrived = self._read(ctx.cluster, params, state, segment, now)
         if arrived:
             for image, summary in segment.summary().items():
@@ -158,7 +166,7 @@ class RbdPerf(TaskKind):
         return {'osd_perf_queries': len(self._live)}
 
     def _segment(self, cluster: Cluster, params: Dict[str, Any],
-                 state: Dict[str, Any]) -> Segment:
+                 state: Dict[str, Any], now: float) -> Segment:
         key = _key(params, state)
         segment = self._live.get(key)
         if segment is not None:
@@ -169,7 +177,7 @@ class RbdPerf(TaskKind):
         query_id = cluster.add_perf_query(query_for(pool_id))
         if query_id is None:
             raise BgtaskError('the mgr refused the OSD perf query')
-        segment = self._live[key] = Segment(query_id)
+        segment = self._live[key] = Segment(query_id, now)
         state['segments'] += 1
         return segment
 

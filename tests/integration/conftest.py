@@ -254,3 +254,42 @@ def api(rest_session: RestApi) -> RestApi:
     """The REST server, answering (it may have moved to another mgr in an earlier test)."""
     rest_session.wait_answers()
     return rest_session
+
+
+# ====================================================================== faults
+# Added for tests/integration/test_faults.py (issue 7). Additive only: helpers to take the
+# mon away and bring it back, which DevCluster has no method for.
+
+
+def kill_mon(cluster: DevCluster, ident: str = 'a', sig: Optional[int] = None,
+             timeout: float = 30) -> List[str]:
+    """Kill mon.<ident> (SIGKILL unless `sig`) and wait until it is gone.
+
+    Returns its command line (read from /proc/<pid>/cmdline) for start_mon().
+    """
+    import signal
+    from devcluster import DevClusterError, _pid_alive, _read_cmdline
+    pid = cluster.daemon_pid(f'mon.{ident}')
+    if pid is None:
+        raise DevClusterError(f'mon.{ident} is not running in {cluster.dir}')
+    argv = _read_cmdline(pid)
+    os.kill(pid, signal.SIGKILL if sig is None else sig)
+    cluster.wait_for(lambda: not _pid_alive(pid), timeout=timeout, interval=0.05,
+                     what=f'mon.{ident} (pid {pid}) to exit')
+    return argv
+
+
+def start_mon(cluster: DevCluster, argv: List[str], ident: str = 'a',
+              timeout: float = 60) -> int:
+    """Run the mon's command line again (ceph-mon daemonizes itself) and wait until it
+    answers `ceph mon stat`; returns its pid."""
+    from devcluster import DevClusterError
+    if cluster.daemon_pid(f'mon.{ident}') is None:
+        cluster.run(argv, timeout=timeout)
+    cluster.wait_for(lambda: cluster.ceph('mon', 'stat', check=False,
+                                          timeout=10).returncode == 0,
+                     timeout=timeout, interval=0.3, what=f'mon.{ident} to answer')
+    pid = cluster.daemon_pid(f'mon.{ident}')
+    if pid is None:
+        raise DevClusterError(f'mon.{ident} exited after its restart')
+    return pid

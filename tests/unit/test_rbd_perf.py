@@ -207,3 +207,17 @@ def test_many_images_fit_in_one_record(perf: Tuple[Harness, PerfCluster]) -> Non
     assert r['images'][0]['image_id'] == 'img0299'
     assert len(h.store.get(key_of(task['id'])) or '') < 65536
     assert json.loads(h.store.get(key_of(task['id'])) or '{}')['step'] == {}
+
+
+def test_a_window_with_one_report_per_osd_still_has_figures(
+        perf: Tuple[Harness, PerfCluster]) -> None:
+    h, cluster = perf
+    task, _ = h.engine.submit('rbd_perf', {'pool': 'rbd', 'seconds': 5}, 'u')
+    h.engine.run_due()                            # query registered at t0
+    h.tick(4.0)
+    cluster.report(0, 'aaa', 4.0, write_ops=100)  # the only report: 4 s since registering
+    h.tick(0.5)
+    h.tick(1.0)
+    t = h.engine.get(task['id'])
+    assert t['state'] == 'finished'
+    assert t['result']['images'][0]['total']['write_ops/s'] == pytest.approx(100, rel=0.15)
