@@ -96,7 +96,7 @@ class MgrCluster:
         mgr's clients), drops the handle and retries on a new one instead of staying dead."""
         try:
             return op(self._m.rados)
-        except rados.ConnectionShutdown:
+        except (rados.ConnectionShutdown, rbd.ConnectionShutdown):
             self._m.log.warning('RADOS client blocklisted or shut down; reconnecting')
             self._m.reset_rados()
             return op(self._m.rados)
@@ -431,6 +431,12 @@ class StandbyModule(MgrStandbyModule):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._stop = threading.Event()
+
+    def __del__(self) -> None:
+        # MgrStandbyModule.__del__ also removes the root logger's handlers, which the
+        # active Module made in this same interpreter when this mgr took over: its log
+        # lines would stop. Clean up, but leave logging alone.
+        self._cleanup()
 
     def _redirect(self, req: Request) -> Response:
         active = self.get_active_uri()

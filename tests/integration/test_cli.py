@@ -6,10 +6,10 @@ from conftest import Bgtask, no_module_error
 
 
 def test_test_task_runs_to_finished(bg: Bgtask) -> None:
-    task = bg.json('test', '4')
+    task = bg.json('test', '8')
     assert task['state'] == 'pending' and task['status'] == 'Not Started'
-    assert task['kind'] == 'test' and task['params'] == {'times': 4}
-    assert task['description'] == 'Test task counting 4 rounds'
+    assert task['kind'] == 'test' and task['params'] == {'times': 8}
+    assert task['description'] == 'Test task counting 8 rounds'
     assert task['created_by'] == 'cli'
 
     pending_ids = [t['id'] for t in bg.json('ls')]          # default: pending
@@ -18,8 +18,8 @@ def test_test_task_runs_to_finished(bg: Bgtask) -> None:
     done = bg.wait_task(task['id'], lambda t: (seen.add(t['percent']), t['state'])[1]
                         == 'finished', timeout=30)
     assert done['status'] == 'Finished' and done['percent'] == 100
-    assert done['result'] == {'rounds': 4}
-    assert seen & {25, 50, 75}, f'no growing percent seen: {seen}'
+    assert done['result'] == {'rounds': 8}
+    assert any(0 < p < 100 for p in seen), f'no growing percent seen: {seen}'
     assert task['id'] in [t['id'] for t in bg.json('ls', 'finished')]
     assert task['id'] not in [t['id'] for t in bg.json('ls', 'pending')]
 
