@@ -9,7 +9,7 @@ from conftest import Bgtask, RestApi, no_module_error
 from devcluster import DevCluster
 from pgwatch import Watcher, fill_pool, pool_info
 
-OBJECTS = 600
+OBJECTS = 300
 
 
 @pytest.fixture
