@@ -179,12 +179,14 @@ class Engine:
         finally:
             lock.release()
         with self._cond:
+            # Answered as created: once scheduled, its first step may start at any moment.
+            created = task.to_json(now)
             # Scheduled only once stored: a step must never run for a task that is not.
             if task_id in self._tasks:
                 self._schedule(task_id, now)
                 self._cond.notify_all()
         self._audit(f'task {task_id} created by {created_by}: {task.description}')
-        return task.to_json(now), True
+        return created, True
 
     def _pending_like(self, kind: TaskKind, params: Dict[str, Any]) -> Optional[Task]:
         """A pending task of `kind` asked with the same request, if the kind merges them.
