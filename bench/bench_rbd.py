@@ -2,7 +2,7 @@
 `rbd bench` load (held by librbd QoS so the true rate is known).
 
 For each image count it prints the largest per-image difference between our window
-total and (a) rbd_support's cumulative `rbd perf image counters` over a window as long,
+total and (a) rbd_support's cumulative `rbd perf image counters` over the same window,
 (b) its `rbd perf image stats` sampled every 5 s (what `rbd perf image iostat` shows;
 each sample divides by whole seconds, so it alone strays by up to 20 %), (c) the QoS
 rate; the time from creating the task to its first OSD report;
@@ -46,27 +46,48 @@ def peer_counters(r: rados.Rados) -> Dict[str, float]:
     return {k.split('/', 1)[1]: v[0] for e in out['counters'] for k, v in e.items()}
 
 
-def peer_rates(r: rados.Rados, seconds: int) -> Dict[str, float]:
-    """rbd_support's cumulative write ops per image over about `seconds`, divided by the
-    time between the first and the last change we saw (its `stats` divide by whole
-    seconds between its ticks, which alone is off by up to 20 % per sample)."""
-    peer_counters(r)
-    time.sleep(10)                          # its query warms up
-    first: Dict[str, float] = {}
-    first_t: Dict[str, float] = {}
-    last: Dict[str, float] = {}
-    last_t: Dict[str, float] = {}
-    end = time.time() + seconds
-    while time.time() < end:
+class PeerRates:
+    """rbd_support's cumulative write ops per image, each divided by the time between the
+    first and the last change we saw (its `stats` divide by whole seconds between its
+    ticks, which alone is off by up to 20 % per sample). Polled every 0.5 s."""
+
+    def __init__(self) -> None:
+        self.first: Dict[str, float] = {}
+        self.first_t: Dict[str, float] = {}
+        self.last: Dict[str, float] = {}
+        self.last_t: Dict[str, float] = {}
+
+    def poll(self, r: rados.Rados) -> None:
         now = time.time()
         for image, value in peer_counters(r).items():
-            if image not in first:
-                first[image], first_t[image] = value, now
-            elif value != last.get(image, first[image]):
-                last[image], last_t[image] = value, now
-        time.sleep(0.5)
-    return {i: (last[i] - first[i]) / (last_t[i] - first_t[i]) for i in last
-            if last_t[i] > first_t[i]}
+            if image not in self.first:
+                self.first[image], self.first_t[image] = value, now
+            elif value != self.last.get(image, self.first[image]):
+                self.last[image], self.last_t[image] = value, now
+
+    def rates(self) -> Dict[str, float]:
+        return {i: (self.last[i] - self.first[i]) / (self.last_t[i] - self.first_t[i])
+                for i in self.last if self.last_t[i] > self.first_t[i]}
+
+
+def ours_task(r: rados.Rados, seconds: int, poll: Any = None) -> Dict[str, Any]:
+    """Runs our task; returns it finished, with `first_sample_s` added."""
+    t0 = time.time()
+    task = mgr(r, prefix='bgtask rbd-perf', pool=POOL, seconds=seconds)
+    first = None
+    while True:
+        if poll is not None:
+            poll()
+        t = mgr(r, prefix='bgtask show', task_id=task['id'])
+        if first is None and t['status_text'] and not t['status_text'].startswith('0 '):
+            first = time.time() - t0
+        if t['state'] != 'pending':
+            break
+        # Our own polling costs mgr CPU too: about as often as rbd_support is asked,
+        # unless the peer is polled at the same time.
+        time.sleep(0.5 if first is None or poll is not None else 5)
+    assert t['state'] == 'finished', t
+    return {**t, 'first_sample_s': first}
 
 
 def peer_stats(r: rados.Rados) -> Dict[str, float]:
@@ -97,7 +118,12 @@ def run(cluster: DevCluster, count: int, seconds: int, iops: int) -> Dict[str, A
         time.sleep(seconds)
         idle = cpu_seconds(pid) - c0
 
-        # rbd_support serving `rbd perf image stats` every 5 s over a window.
+        # Ours alone over the window: its CPU.
+        c0 = cpu_seconds(pid)
+        first = ours_task(r, seconds)['first_sample_s']
+        ours_cpu = cpu_seconds(pid) - c0
+
+        # rbd_support serving `rbd perf image stats` every 5 s over a window as long.
         peer_stats(r)
         time.sleep(10)                      # its query warms up (first answers are empty)
         c0 = cpu_seconds(pid)
@@ -107,38 +133,27 @@ def run(cluster: DevCluster, count: int, seconds: int, iops: int) -> Dict[str, A
             samples.append(peer_stats(r))
             time.sleep(5)
         peer_cpu = cpu_seconds(pid) - c0
-        peer = peer_rates(r, seconds)
-        time.sleep(65)                      # its queries expire after a minute unused
 
-        # Ours over a window of the same length.
-        c0 = cpu_seconds(pid)
-        t0 = time.time()
-        task = mgr(r, prefix='bgtask rbd-perf', pool=POOL, seconds=seconds)
-        first = None
-        while True:
-            t = mgr(r, prefix='bgtask show', task_id=task['id'])
-            if first is None and t['status_text'] and not t['status_text'].startswith('0 '):
-                first = time.time() - t0
-            if t['state'] != 'pending':
-                break
-            # Our own polling costs mgr CPU too: about as often as rbd_support is asked.
-            time.sleep(0.5 if first is None else 5)
-        ours_cpu = cpu_seconds(pid) - c0
-        assert t['state'] == 'finished', t
+        # Agreement: both over the same window (the loads of 50 images on 2 cores wander
+        # from one window to the next).
+        peer = PeerRates()
+        t = ours_task(r, seconds, poll=lambda: peer.poll(r))
     finally:
         for p in loads:
             p.terminate()
         for p in loads:
             p.wait()
         r.shutdown()
+    peer_rates = peer.rates()
     ours = {i['image']: i['total']['write_ops/s'] for i in t['result']['images']}
     peer_samples = {n: sum(s.get(n, 0.0) for s in samples) / len(samples) for n in names}
     for n in names:
         subprocess.run(rbd + ['rm', '--no-progress', f'{POOL}/{n}'], check=True,
                        stdout=subprocess.DEVNULL)
+    time.sleep(65)                          # rbd_support's queries expire after a minute unused
     return {
         'images': count,
-        'max_diff_vs_peer_%': max(abs(ours.get(n, 0) / peer[n] - 1) * 100 for n in names),
+        'max_diff_vs_peer_%': max(abs(ours.get(n, 0) / peer_rates[n] - 1) * 100 for n in names),
         'max_diff_vs_peer_stats_%': max(abs(ours.get(n, 0) / peer_samples[n] - 1) * 100
                                         for n in names),
         'max_diff_vs_qos_%': max(abs(ours.get(n, 0) / iops - 1) * 100 for n in names),

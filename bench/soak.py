@@ -18,13 +18,18 @@ and p50/p99 REST latency per interval between failovers, and last a line
 `SOAK_RESULT {json}`. Exit status 0 only if nothing was lost, every finished test task
 counted exactly its rounds and nothing was left pending.
 
-Two known bugs can keep the REST server down for good after a failover with both mgrs on
-one host (a standby's redirect server keeping the port; serve() dying with MGR_MODULE_ERROR
-"Port N not free"); if REST has not come back 45 s after a failover, the soak works around
-them (restarts the standby, or fails the mgr over again) and counts it under `workarounds`.
+Memory: beside it runs a control cluster without bgtasks, idle, whose mgr is failed at the
+same moments; the report sets the active mgr's RSS growth against the control's, and
+against the module's own Python objects (from /metrics): ceph-mgr itself grows while idle.
+
+Two bugs (fixed) once kept the REST server down for good after a failover with both mgrs
+on one host (a standby's redirect server keeping the port; serve() dying with
+MGR_MODULE_ERROR "Port N not free"); if REST has not come back 45 s after a failover, the
+soak still works around them (restarts the standby, or fails the mgr over again) and
+counts it under `workarounds`, which should stay empty.
 
 Usage: /usr/bin/python3 bench/soak.py [--minutes 30] [--fail-every 5] [--osds 1]
-                                      [--rate 6] [--dir D]
+                                      [--rate 6] [--dir D] [--no-control]
 """
 import argparse
 import json
@@ -155,8 +160,9 @@ class Rest:
 
 class Soak:
     def __init__(self, cluster: DevCluster, port: int, minutes: float, fail_every: float,
-                 rate: float) -> None:
+                 rate: float, control: Optional[DevCluster] = None) -> None:
         self.cluster = cluster
+        self.control = control
         self.port = port
         self.seconds = minutes * 60.0
         self.fail_every = fail_every * 60.0
@@ -299,19 +305,22 @@ class Soak:
 
     def rss_sampler(self) -> None:
         while not self.stop.is_set():
-            sample: Dict[str, Any] = {'t': time.monotonic() - self.t0, 'active': None}
-            try:
-                sample['active'] = self.cluster.mgr_dump().get('active_name')
-            except DevClusterError:
-                pass
-            for name in self.cluster.mgr_names:
-                pid = self.cluster.mgr_pid(name)
-                sample[name] = rss_mib(pid) if pid else None
+            sample = rss_snapshot(self.cluster, time.monotonic() - self.t0)
+            sample['objects'] = python_objects(self.port)
+            if self.control is not None:
+                c = rss_snapshot(self.control, 0)
+                sample['control'] = c.get(c['active']) if c['active'] else None
             with self.stats.lock:
                 self.stats.rss.append(sample)
             self.stop.wait(RSS_EVERY)
 
     def fail_over(self) -> None:
+        if self.control is not None:
+            # The control's mgr respawns at the same moments, so both start afresh together.
+            try:
+                self.control.fail_mgr(timeout=60)
+            except DevClusterError as e:
+                log(f'control cluster: mgr fail: {e}')
         t = time.monotonic()
         old = self.cluster.mgr_dump().get('active_name')
         new = self.cluster.fail_mgr(timeout=180)
@@ -394,6 +403,18 @@ def rss_mib(pid: int) -> Optional[float]:
     except OSError:
         pass
     return None
+
+
+def python_objects(port: int) -> Optional[int]:
+    """The active module's own objects (/metrics): tells growth in bgtasks from growth
+    elsewhere in the mgr."""
+    try:
+        r = requests.get(f'http://127.0.0.1:{port}/metrics', timeout=10,
+                         headers={'Connection': 'close'})
+    except requests.RequestException:
+        return None
+    m = re.search(r'^bgtasks_python_objects (\d+)$', r.text, re.M)
+    return int(m.group(1)) if m else None
 
 
 def rss_snapshot(cluster: DevCluster, t: float) -> Dict[str, Any]:
@@ -569,14 +590,45 @@ def report(result: Dict[str, Any], minutes: float, fail_every: float) -> None:
         print(f"  {i['from_min']:5.1f}-{i['to_min']:<6.1f} {i['requests']:9d} {i['errors']:7d} "
               f"{i['p50_ms']:8.1f} {i['p99_ms']:8.1f} {i['max_ms'] or 0:8.1f}")
     print('\nmgr RSS (MiB) every 30 s:')
-    names = sorted({k for s in r['rss_mib'] for k in s} - {'t', 'active'})
+    names = sorted({k for s in r['rss_mib'] for k in s} - {'t', 'active', 'objects', 'control'})
     print(f"  {'min':>5} {'active':>6} " + ' '.join(f'{"mgr." + n:>8}' for n in names)
-          + f" {'active RSS':>10}")
+          + f" {'active RSS':>10} {'control RSS':>11} {'bgtasks objects':>15}")
     for s in r['rss_mib']:
         active = s.get('active')
         print(f"  {s['t'] / 60:5.1f} {active or '-':>6} "
               + ' '.join(f"{s.get(n) or 0:8.1f}" for n in names)
-              + f" {s.get(active) or 0:10.1f}")
+              + f" {s.get(active) or 0:10.1f} {s.get('control') or 0:11.1f}"
+              f" {s.get('objects') or '-':>15}")
+    growth = rss_growth(r['rss_mib'])
+    print('\nactive mgr RSS growth between failovers, MiB/min: bgtasks under load '
+          f"{growth['active']}, control (no bgtasks, idle) {growth['control']}; "
+          f"bgtasks' own objects: {growth['objects']} per min")
+
+
+def rss_growth(samples: List[Dict[str, Any]]) -> Dict[str, Optional[float]]:
+    """Per-minute growth, averaged over the stretches where the active mgr did not change
+    (a failover restarts the mgr process); the first 2 minutes of each stretch are skipped
+    (start-up allocations)."""
+    out: Dict[str, Optional[float]] = {}
+    for key in ('active', 'control', 'objects'):
+        slopes: List[Tuple[float, float]] = []
+        stretch: List[Tuple[float, float]] = []
+        stretch_active: Optional[str] = None
+        for s in samples + [{'t': float('inf'), 'active': None}]:
+            value = s.get(s['active'] or '') if key == 'active' else s.get(key)
+            if stretch and (s.get('active') != stretch_active or value is None):
+                settled = [p for p in stretch if p[0] >= stretch[0][0] + 120]
+                if len(settled) >= 2 and settled[-1][0] > settled[0][0]:
+                    span = settled[-1][0] - settled[0][0]
+                    slopes.append(((settled[-1][1] - settled[0][1]) / span * 60, span))
+                stretch = []
+            if value is not None:
+                if not stretch:
+                    stretch_active = s.get('active')
+                stretch.append((s['t'], float(value)))
+        total = sum(w for _, w in slopes)
+        out[key] = round(sum(v * w for v, w in slopes) / total, 3) if total else None
+    return out
 
 
 # ---------------------------------------------------------------------- main
@@ -590,12 +642,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--rate', type=float, default=6.0,
                         help='REST creates per second (both creators together)')
     parser.add_argument('--dir', help='cluster folder (default: a new temporary one)')
+    parser.add_argument('--no-control', action='store_true',
+                        help='no second, idle cluster without bgtasks to compare mgr RSS with')
     args = parser.parse_args(argv)
 
     folder = args.dir or tempfile.mkdtemp(prefix='bgtasks-soak-')
     cluster = DevCluster(folder)
+    control = None if args.no_control else DevCluster(folder.rstrip('/') + '-control')
     port = free_port()
     try:
+        if control is not None:
+            control.start(mgrs=2, osds=1, enable_module=False)
         t = time.monotonic()
         cluster.start(mgrs=2, osds=args.osds, module_options={
             'server_addr': '127.0.0.1', 'server_port': str(port), 'ssl': 'false',
@@ -605,13 +662,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         cluster.ceph('bgtask', 'user', 'create', USER, 'admin', '-i', str(pw))
         log(f'cluster up in {time.monotonic() - t:.0f} s ({cluster.dir}); REST on {port}; '
             f'load for {args.minutes:g} min')
-        soak = Soak(cluster, port, args.minutes, args.fail_every, args.rate)
+        soak = Soak(cluster, port, args.minutes, args.fail_every, args.rate, control)
         soak.run()
         log('load stopped; waiting for every task to end')
         final = drain(soak)
         result = account(soak, final)
     finally:
         cluster.stop()
+        if control is not None:
+            control.stop()
         if not args.dir:
             shutil.rmtree(folder, ignore_errors=True)
     report(result, args.minutes, args.fail_every)

@@ -212,6 +212,12 @@ class Engine:
     def list(self, state: Optional[str] = None,
              status: Optional[str] = None) -> List[Dict[str, Any]]:
         """Tasks newest first, optionally of one state (pending, failed, finished) or status."""
+        return self.page(state, status)[1]
+
+    def page(self, state: Optional[str] = None, status: Optional[str] = None,
+             offset: int = 0, limit: Optional[int] = None
+             ) -> Tuple[int, List[Dict[str, Any]]]:
+        """How many tasks match, and `limit` of them from `offset`, newest first."""
         self._check_ready()
         if state is not None and state not in STATES:
             raise Invalid(f"state must be one of {', '.join(STATES)}, not {state!r}")
@@ -225,7 +231,9 @@ class Engine:
                      if (state is None or t.state == state)
                      and (status is None or t.status == status)]
             tasks.sort(key=lambda t: t.id, reverse=True)
-            return [t.to_json(now) for t in tasks]
+            end = None if limit is None else offset + limit
+            # Only the page is turned into JSON: a list of thousands is asked for by page.
+            return len(tasks), [t.to_json(now) for t in tasks[offset:end]]
 
     def delete(self, task_id: int, abort_pending: bool,
                deleted_by: str) -> Optional[Dict[str, Any]]:
@@ -467,20 +475,24 @@ class Engine:
                     aborted_meanwhile = False
                     last_state = current.step
                     seen_before = (current.step, current.percent, current.status_text)
-                    text = self._apply(current, outcome, error)
+                    self._apply(current, outcome, error)
                     changed = (current.step, current.percent, current.status_text,
                                current.pending) != seen_before + (True,)
+                    # A watch step that saw nothing new costs no store write, nor one
+                    # its kind says may wait for a later step.
+                    save = changed and (not current.pending or (
+                        isinstance(outcome, Continue) and outcome.save))
+                    text = self._record(current) if save else None
                     snapshot = current.to_json(self._clock.now())
-            # A watch step that saw nothing new costs no store write.
-            if not aborted_meanwhile and changed:
+            if not aborted_meanwhile and text is not None:
                 self._persist(task_id, text)
         if not current.pending:
             self._ended(current, current.step if aborted_meanwhile else last_state)
         if not aborted_meanwhile and changed:
             self._notify(snapshot)
 
-    def _apply(self, task: Task, outcome: Optional[Outcome], error: Optional[str]) -> str:
-        """Record a step's outcome; returns the record to store."""
+    def _apply(self, task: Task, outcome: Optional[Outcome], error: Optional[str]) -> None:
+        """Record a step's outcome in memory."""
         now = self._clock.now()
         task.last_modified = now
         if isinstance(outcome, Continue):
@@ -494,19 +506,26 @@ class Engine:
                 task.status, task.percent, task.result = STATUS_FINISHED, 100.0, outcome.result
             else:
                 task.status, task.error = EXCEPTION, error or 'step returned no outcome'
-        text = task.dumps()
-        if len(text) > MAX_RECORD_BYTES:
-            task.status, task.result, task.step = EXCEPTION, None, {}
-            task.ended, task.status_text = now, None
-            task.error = f'task record too large to store ({len(text)} bytes)'
-            text = task.dumps()
         if not task.pending:
             self._pending_ids.discard(task.id)
-        if task.pending:
+        else:
             assert isinstance(outcome, Continue)
             self._schedule(task.id, now + max(0.0, outcome.delay))
             if outcome.wake_on:
                 self._wake_on[task.id] = outcome.wake_on
+
+    def _record(self, task: Task) -> str:
+        """The record to store; a task whose record outgrew the store's value limit fails
+        (and is kept, small) rather than being lost."""
+        text = task.dumps()
+        if len(text) > MAX_RECORD_BYTES:
+            if task.pending:
+                self._unschedule(task.id)
+                self._pending_ids.discard(task.id)
+            task.status, task.result, task.step = EXCEPTION, None, {}
+            task.ended, task.status_text = self._clock.now(), None
+            task.error = f'task record too large to store ({len(text)} bytes)'
+            text = task.dumps()
         return text
 
     def _persist(self, task_id: int, text: Optional[str], wait: bool = False) -> None:

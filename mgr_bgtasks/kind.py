@@ -18,6 +18,10 @@ class Continue:
     delay: float = 0.0
     wake_on: FrozenSet[str] = frozenset()
     status_text: Optional[str] = None
+    # False: the store write may wait for a later step (the new state is shown at once).
+    # For kinds whose state changes every few seconds and whose resumption copes with
+    # a slightly older state, which is what a failover would find anyway.
+    save: bool = True
 
 
 @dataclass

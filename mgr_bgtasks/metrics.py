@@ -1,5 +1,6 @@
 """Prometheus text exposition of the engine's counts."""
-from typing import List
+import gc
+from typing import List, Optional
 
 from .engine import Engine
 
@@ -32,4 +33,25 @@ def render(engine: Engine) -> str:
     for kind in sorted(engine.kinds):
         for resource, n in sorted(engine.kinds[kind].held().items()):
             lines.append(f'bgtasks_held{{kind="{_esc(kind)}",resource="{_esc(resource)}"}} {n}')
+    # Whether memory grows in this module (its interpreter's objects) or elsewhere in the
+    # mgr process (the resident size): the soak watches both.
+    lines += ['# HELP bgtasks_python_objects Objects tracked by the module interpreter\'s GC.',
+              '# TYPE bgtasks_python_objects gauge',
+              f'bgtasks_python_objects {len(gc.get_objects())}']
+    rss = resident_bytes()
+    if rss is not None:
+        lines += ['# HELP bgtasks_mgr_resident_bytes Resident memory of the whole ceph-mgr.',
+                  '# TYPE bgtasks_mgr_resident_bytes gauge',
+                  f'bgtasks_mgr_resident_bytes {rss}']
     return '\n'.join(lines) + '\n'
+
+
+def resident_bytes() -> Optional[int]:
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None

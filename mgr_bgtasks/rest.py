@@ -263,22 +263,22 @@ class RestApi:
         status = _query(req, 'status')
         page = _int_query(req, 'page', 1, None)
         size = _int_query(req, 'pageSize', 1, MAX_PAGE_SIZE)
-        tasks = self.engine.list(state, status)
         if page is None:
-            return Response(200, {'count': len(tasks), 'next': None, 'previous': None,
+            count, tasks = self.engine.page(state, status)
+            return Response(200, {'count': count, 'next': None, 'previous': None,
                                   'results': tasks})
         per_page = size or DEFAULT_PAGE_SIZE
-        start = (page - 1) * per_page
+        count, tasks = self.engine.page(state, status, (page - 1) * per_page, per_page)
 
         def link(p: int) -> Optional[str]:
-            if p < 1 or (p - 1) * per_page >= len(tasks):
+            if p < 1 or (p - 1) * per_page >= count:
                 return None
             params = {k: v[0] for k, v in req.query.items()}
             params.update(page=str(p), pageSize=str(per_page))
             return f'{req.path}?{urlencode(params)}'
-        return Response(200, {'count': len(tasks), 'next': link(page + 1),
+        return Response(200, {'count': count, 'next': link(page + 1),
                               'previous': link(page - 1) if page > 1 else None,
-                              'results': tasks[start:start + per_page]})
+                              'results': tasks})
 
     def get_task(self, req: Request, user: Dict[str, str], task_id: str) -> Response:
         return Response(200, self.engine.get(_task_id(task_id)))

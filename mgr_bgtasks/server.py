@@ -5,11 +5,15 @@ Each mgr module has its own interpreter and so its own CherryPy; we follow the
 prometheus module's way of running it.
 """
 import json
+import logging
 import os
 import shutil
 import socket
 import tempfile
-from typing import Any, Callable, Optional, Tuple
+import traceback
+from http import HTTPStatus
+from http.cookies import CookieError, SimpleCookie
+from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs
 
 import cherrypy
@@ -17,6 +21,8 @@ from cherrypy.process.wspbus import ChannelFailures
 
 from .rest import COOKIE, MAX_BODY, Request, Response
 from .tls import write_pair
+
+log = logging.getLogger(__name__)
 
 
 def _no_exit(status: int) -> None:
@@ -27,44 +33,96 @@ def _no_exit(status: int) -> None:
 setattr(os, '_exit', _no_exit)
 
 
-def _error_page(status: str, message: str, traceback: str, version: str) -> str:
-    # CherryPy's own refusals (413 before a handler runs, ...) as JSON, never a traceback.
-    cherrypy.response.headers['Content-Type'] = 'application/json'
-    return json.dumps({'detail': message})
+Environ = Dict[str, Any]
+StartResponse = Callable[[str, List[Tuple[str, str]]], Any]
 
 
-class _Root:
+class _App:
+    """A bare WSGI application on CherryPy's server: CherryPy's own request machinery
+    (tools, hooks, dispatch) would cost more per request than our whole handler, and the
+    mgr's one GIL makes every step of it felt."""
+
     def __init__(self, handle: Callable[[Request], Response]) -> None:
         self._handle = handle
 
-    @cherrypy.expose
-    def default(self, *args: Any, **kwargs: Any) -> bytes:
-        r = cherrypy.request
-        ctype = r.headers.get('Content-Type', '').split(';')[0].strip().lower()
+    def __call__(self, environ: Environ, start_response: StartResponse) -> List[bytes]:
+        try:
+            status, headers, body = self._respond(environ)
+        except Exception:
+            # A bug of ours in the adapter: the traceback goes to the mgr log only.
+            log.error('request failed:\n%s', traceback.format_exc())
+            status, headers, body = 500, [('Connection', 'close')], json.dumps(
+                {'detail': 'internal error; see the mgr log'}).encode()
+            headers.append(('Content-Type', 'application/json'))
+        headers.append(('Content-Length', str(len(body))))
+        start_response(f'{status} {_reason(status)}', headers)
+        return [body]
+
+    def _respond(self, environ: Environ) -> Tuple[int, List[Tuple[str, str]], bytes]:
+        method = environ['REQUEST_METHOD']
+        ctype = environ.get('CONTENT_TYPE', '').split(';')[0].strip().lower()
+        try:
+            length = int(environ.get('CONTENT_LENGTH') or 0)
+        except ValueError:
+            length = -1
+        chunked = 'chunked' in environ.get('HTTP_TRANSFER_ENCODING', '').lower()
         body = b''
-        if r.method in ('POST', 'PUT', 'PATCH') and ctype == 'application/json':
-            body = r.body.read(MAX_BODY + 1)
-        morsel = r.cookie.get(COOKIE)
-        req = Request(method=r.method, path=r.path_info,
-                      query=parse_qs(r.query_string or '', keep_blank_values=True),
-                      headers={k.lower(): v for k, v in r.headers.items()},
-                      body=body, cookie_token=morsel.value if morsel else None,
-                      secure=r.scheme == 'https')
-        resp = self._handle(req)
-        out = cherrypy.response
-        out.status = resp.status
-        out.headers['Content-Type'] = resp.content_type
-        out.headers['Cache-Control'] = 'no-store'
-        out.headers['X-Content-Type-Options'] = 'nosniff'
+        unread = length != 0 or chunked
+        if method in ('POST', 'PUT', 'PATCH') and ctype == 'application/json' \
+                and 0 <= length <= MAX_BODY:
+            # Chunked bodies have no length to refuse up front: read one byte too many.
+            body = environ['wsgi.input'].read(MAX_BODY + 1 if chunked else length)
+            unread = chunked and len(body) > MAX_BODY
+        if length < 0:
+            resp = Response(400, {'detail': 'bad Content-Length'})
+        elif length > MAX_BODY or len(body) > MAX_BODY:
+            resp = Response(413, {'detail': f'body over {MAX_BODY} bytes'})
+        else:
+            cookie: SimpleCookie = SimpleCookie()
+            try:
+                cookie.load(environ.get('HTTP_COOKIE', ''))
+            except CookieError:
+                pass
+            morsel = cookie.get(COOKIE)
+            headers = {k[5:].replace('_', '-').lower(): v for k, v in environ.items()
+                       if k.startswith('HTTP_')}
+            if 'CONTENT_TYPE' in environ:
+                headers['content-type'] = environ['CONTENT_TYPE']
+            resp = self._handle(Request(
+                method=method, path=_wsgi_str(environ.get('PATH_INFO', '')),
+                query=parse_qs(_wsgi_str(environ.get('QUERY_STRING', '')),
+                               keep_blank_values=True),
+                headers=headers, body=body, cookie_token=morsel.value if morsel else None,
+                secure=environ.get('wsgi.url_scheme') == 'https'))
+        out = {'content-type': ('Content-Type', resp.content_type),
+               'cache-control': ('Cache-Control', 'no-store'),
+               'x-content-type-options': ('X-Content-Type-Options', 'nosniff')}
         for name, value in resp.headers:
-            out.headers[name] = value
+            out[name.lower()] = (name, value)
+        if unread:
+            # A body we did not read would be taken for the next request on the connection.
+            out['connection'] = ('Connection', 'close')
         if resp.status == 204 or resp.body is None:
-            return b''
+            return resp.status, list(out.values()), b''
         if isinstance(resp.body, bytes):
-            return resp.body
-        if isinstance(resp.body, str):
-            return resp.body.encode()
-        return json.dumps(resp.body).encode()
+            data = resp.body
+        elif isinstance(resp.body, str):
+            data = resp.body.encode()
+        else:
+            data = json.dumps(resp.body).encode()
+        return resp.status, list(out.values()), data
+
+
+def _wsgi_str(value: str) -> str:
+    # WSGI hands the request line's bytes over as latin-1; paths and queries are UTF-8.
+    return value.encode('latin-1').decode('utf-8', 'replace')
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return 'Unknown'
 
 
 def port_free(addr: str, port: int) -> Optional[str]:
@@ -83,15 +141,9 @@ def port_free(addr: str, port: int) -> Optional[str]:
 
 class WebServer:
     def __init__(self, handle: Callable[[Request], Response]) -> None:
-        self._root = _Root(handle)
         self._tls_dir: Optional[str] = None
         self.bound: Optional[Tuple[str, int, bool]] = None
-        cherrypy.tree.mount(self._root, '/', config={'/': {
-            'request.show_tracebacks': False,
-            'error_page.default': _error_page,
-            # Checked here rather than by cheroot, whose 413 is plain text.
-            'request.body.maxbytes': MAX_BODY,
-        }})
+        cherrypy.tree.graft(_App(handle), '')
 
     def start(self, addr: str, port: int, pem: Optional[Tuple[str, str]]) -> None:
         """Raises OSError (with the reason) when the address cannot be bound."""

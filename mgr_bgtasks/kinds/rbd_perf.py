@@ -3,10 +3,11 @@ queries, kept with the task.
 
 The query is keyed like rbd_support's (pool, namespace, image id from `rbd_data.`
 object names) plus the OSD, because counters are deltas that arrive in chunks, one
-per OSD report: the first chunk of each OSD covers only part of a period, so it is
-dropped and each OSD's rate is taken over the span between its first and its last
-arrival. Queries live in the active mgr only: after a failover a new one is
-registered and the window goes on as a new segment.
+per OSD report, every `mgr_stats_period`: the first chunk of each OSD covers only part
+of a period, so it is dropped, and each later one covers the periods since that OSD's
+previous report. Counting periods rather than timing arrivals makes each OSD's span
+exact while we read only a few times a period. Queries live in the active mgr only:
+after a failover a new one is registered and the window goes on as a new segment.
 """
 import hashlib
 import json
@@ -22,8 +23,13 @@ COUNTERS = ['write_ops', 'read_ops', 'write_bytes', 'read_bytes', 'write_latency
             'read_latency']
 RATES = {'write_ops/s': 0, 'read_ops/s': 1, 'write_bytes/s': 2, 'read_bytes/s': 3}
 OBJECT_REGEX = '^(?:rbd|journal)_data\\.(?:([0-9]+)\\.)?([^.]+)\\.'
-# Arrivals are noticed this often; it bounds the error of each OSD's span.
-READ_SECONDS = 0.5
+# Reads per stats period: the gap between two arrivals, measured to within a third of a
+# period, is still a whole number of periods without doubt.
+READS_PER_PERIOD = 3
+MIN_READ_SECONDS = 0.5
+# The state is stored at most this often: a failover loses at most this much of the
+# window's coverage, and a record of 256 images is not rewritten on every OSD report.
+SAVE_SECONDS = 5.0
 MIN_SECONDS, MAX_SECONDS, DEFAULT_SECONDS = 5, 3600, 30
 MAX_IMAGES = 256
 SERIES_IMAGES = 8
@@ -53,18 +59,21 @@ class Segment:
     """What this mgr saw since it registered its query: per image and OSD, the first and
     last arrival and the sums of the chunks after the first."""
 
-    def __init__(self, query_id: int, registered: float) -> None:
+    def __init__(self, query_id: int, registered: float, period: float) -> None:
         self.query_id = query_id
         self.registered = registered
+        self.period = period
         self.per_osd: Dict[Tuple[str, str], Dict[str, Any]] = {}
 
     def add(self, image: str, osd: str, now: float, values: List[float]) -> None:
         track = self.per_osd.get((image, osd))
         if track is None:
             # Covers an unknown part of a period: kept apart, used only if nothing follows.
-            self.per_osd[(image, osd)] = {'first': now, 'last': now, 'sums': [0.0] * 4,
-                                          'first_sums': values[:4]}
+            self.per_osd[(image, osd)] = {'first': now, 'last': now, 'periods': 0,
+                                          'sums': [0.0] * 4, 'first_sums': values[:4]}
             return
+        # Periods with no I/O of this image on this OSD send no chunk: they count too.
+        track['periods'] += max(1, round((now - track['last']) / self.period))
         track['last'] = now
         for i in range(4):
             track['sums'][i] += values[i]
@@ -73,13 +82,14 @@ class Segment:
         """image -> [rate x 4, seconds]: rates summed over OSDs, each over its own span."""
         out: Dict[str, List[float]] = {}
         for (image, _), t in self.per_osd.items():
-            span = t['last'] - t['first']
+            span = t['periods'] * self.period
             entry = out.setdefault(image, [0.0] * 5)
             sums = t['sums']
             if span <= 0:
                 # One report only (a short window): it covers at most the time since the
-                # query was registered, the best span there is.
-                span, sums = t['first'] - self.registered, t['first_sums']
+                # query was registered, and at most one period: the best span there is.
+                span = min(t['first'] - self.registered, self.period)
+                sums = t['first_sums']
             if span > 0:
                 for i in range(4):
                     entry[i] += sums[i] / span
@@ -136,7 +146,8 @@ class RbdPerf(TaskKind):
             # Per image, one flat list (the record must stay under 64 KiB for 256 images):
             # see C_, U_, LAT and NAME for what its slots hold.
             state = {'start': now, 'end': now + params['seconds'], 'img': {}, 'series': {},
-                     'chunks': 0, 'segments': 0, 'dropped': [], 'last_arrival': None}
+                     'chunks': 0, 'segments': 0, 'dropped': [], 'last_arrival': None,
+                     'period': float(ctx.cluster.option('mgr_stats_period') or 5)}
         segment = self._segment(ctx.cluster, params, state, now)
         arrived = self._read(ctx.cluster, params, state, segment, now)
         if arrived:
@@ -148,8 +159,13 @@ class RbdPerf(TaskKind):
             return Finish(self._result(params, state, now))
         seen = state['last_arrival'] or state['start']
         percent = math.floor(100.0 * (seen - state['start']) / params['seconds'])
-        return Continue(state, percent=percent,
-                        delay=min(READ_SECONDS, max(0.0, state['end'] - now)),
+        save = state['segments'] > state.get('saved_segments', 0) \
+            or (arrived and now - state.get('saved', state['start']) >= SAVE_SECONDS)
+        if save:
+            state['saved'], state['saved_segments'] = now, state['segments']
+        return Continue(state, percent=percent, save=save,
+                        delay=min(max(MIN_READ_SECONDS, state['period'] / READS_PER_PERIOD),
+                                  max(0.0, state['end'] - now)),
                         status_text=f"{state['chunks']} reports from OSDs so far")
 
     def ended(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any]) -> None:
@@ -177,7 +193,7 @@ class RbdPerf(TaskKind):
         query_id = cluster.add_perf_query(query_for(pool_id))
         if query_id is None:
             raise BgtaskError('the mgr refused the OSD perf query')
-        segment = self._live[key] = Segment(query_id, now)
+        segment = self._live[key] = Segment(query_id, now, state['period'])
         state['segments'] += 1
         return segment
 

@@ -8,9 +8,11 @@ import os
 import shutil
 import socket
 import ssl
+import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional
 from urllib.parse import urljoin
 
@@ -293,3 +295,67 @@ def start_mon(cluster: DevCluster, argv: List[str], ident: str = 'a',
     if pid is None:
         raise DevClusterError(f'mon.{ident} exited after its restart')
     return pid
+
+
+# ---------------------------------------------------------------------- RBD load
+
+
+def rbd(cluster: DevCluster, *args: str) -> str:
+    return subprocess.run(['rbd', '-c', str(cluster.conf_path), *args], check=True,
+                          capture_output=True, text=True, timeout=120).stdout
+
+
+class RbdLoad:
+    """`rbd bench` on one image until stopped, held to `iops` by librbd's QoS so that the
+    load is steady on a busy two-core machine and every tool sees the same rate."""
+
+    def __init__(self, cluster: DevCluster, pool: str, image: str, io_type: str = 'write',
+                 iops: int = 400) -> None:
+        rbd(cluster, 'config', 'image', 'set', f'{pool}/{image}', 'rbd_qos_iops_limit',
+            str(iops))
+        self.proc = subprocess.Popen(
+            ['rbd', '-c', str(cluster.conf_path), 'bench', '--io-type', io_type,
+             '--io-size', '4096', '--io-threads', '2', '--io-total', '100G',
+             '--io-pattern', 'rand', f'{pool}/{image}'],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# ---------------------------------------------------------------------- browser
+
+CHROMIUM = '/usr/bin/chromium'
+CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu',
+                 '--disable-background-networking', '--disable-component-update',
+                 '--disable-sync']
+OUTPUT = Path(REPO) / 'test-output'
+
+
+@pytest.fixture(scope='session')
+def browser() -> Iterator[Any]:
+    """Debian's Chromium under Playwright, one for the session; screenshots go to OUTPUT."""
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import sync_playwright as start
+    except ImportError as exc:
+        pytest.fail(f'the Python package playwright is missing ({exc}); tox installs it, '
+                    f'or: pip install playwright')
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f'{CHROMIUM} missing: apt-get install chromium (dev/install-deps.sh)')
+    OUTPUT.mkdir(exist_ok=True)
+    with start() as pw:
+        try:
+            b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                   headless=True, timeout=60000)
+        except PlaywrightError as exc:
+            pytest.skip(f'chromium cannot start: {str(exc).splitlines()[0]}')
+        try:
+            yield b
+        finally:
+            b.close()

@@ -1,19 +1,9 @@
 """Headless Chromium (Debian's, driven by Playwright) on the module's own origin: log in
 from the page, run openATTIC's seed snippet verbatim, and see its test task finish."""
 import json
-import os
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from conftest import PASSWORDS, REPO, REST_ADMIN, RestApi
-
-CHROMIUM = '/usr/bin/chromium'
-CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu',
-                 '--disable-background-networking', '--disable-component-update',
-                 '--disable-sync']
-OUTPUT = Path(REPO) / 'test-output'
+from conftest import OUTPUT, PASSWORDS, REST_ADMIN, RestApi
 
 # openATTIC's seed snippet, verbatim.
 SEED = '''var createTestTask = function (time) {
@@ -33,55 +23,39 @@ LOGIN = '''async ([username, password]) => {
 }'''
 
 
-def test_seed_snippet_creates_a_test_task_that_finishes(api: RestApi) -> None:
-    try:
-        from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        pytest.fail(f'the Python package playwright is missing ({exc}); tox installs it, '
-                    f'or: pip install playwright')
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f'{CHROMIUM} missing: apt-get install chromium (dev/install-deps.sh)')
-    OUTPUT.mkdir(exist_ok=True)
+def test_seed_snippet_creates_a_test_task_that_finishes(api: RestApi, browser: Any) -> None:
     before = max([t['id'] for t in api.get('/api/taskqueue').json()['results']], default=0)
+    context = browser.new_context(ignore_https_errors=True, bypass_csp=True,
+                                  viewport={'width': 1400, 'height': 800})
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on('pageerror', lambda e: errors.append(str(e)))
+        res = page.goto(api.url('/'), wait_until='load', timeout=30000)
+        assert res is not None and res.status == 200, res and res.status
 
-    with sync_playwright() as pw:
-        try:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                         headless=True, timeout=60000)
-        except PlaywrightError as exc:
-            pytest.skip(f'chromium cannot start: {str(exc).splitlines()[0]}')
-        try:
-            context = browser.new_context(ignore_https_errors=True, bypass_csp=True,
-                                          viewport={'width': 1400, 'height': 800})
-            page = context.new_page()
-            errors: list[str] = []
-            page.on('pageerror', lambda e: errors.append(str(e)))
-            res = page.goto(api.url('/'), wait_until='load', timeout=30000)
-            assert res is not None and res.status == 200, res and res.status
+        login: Any = page.evaluate(LOGIN, [REST_ADMIN, PASSWORDS[REST_ADMIN]])
+        assert login['status'] == 200, login
+        assert json.loads(login['body'])['username'] == REST_ADMIN
+        assert any(c['httpOnly'] for c in context.cookies()), context.cookies()
 
-            login: Any = page.evaluate(LOGIN, [REST_ADMIN, PASSWORDS[REST_ADMIN]])
-            assert login['status'] == 200, login
-            assert json.loads(login['body'])['username'] == REST_ADMIN
-            assert any(c['httpOnly'] for c in context.cookies()), context.cookies()
+        page.evaluate(SEED)
+        with page.expect_response(lambda r: r.url.endswith('/test_task'),
+                                  timeout=30000) as created:
+            page.evaluate('createTestTask(3)')
+        assert created.value.status == 201, created.value.text()
+        task_id = created.value.json()['id']
 
-            page.evaluate(SEED)
-            with page.expect_response(lambda r: r.url.endswith('/test_task'),
-                                      timeout=30000) as created:
-                page.evaluate('createTestTask(3)')
-            assert created.value.status == 201, created.value.text()
-            task_id = created.value.json()['id']
+        task = api.task(task_id)
+        assert task_id > before
+        assert task['kind'] == 'test' and task['params'] == {'times': 3}
+        assert task['created_by'] == REST_ADMIN
+        done = api.wait_task(task_id, lambda t: t['state'] == 'finished', timeout=60)
+        assert done['status'] == 'Finished' and done['result'] == {'rounds': 3}
 
-            task = api.task(task_id)
-            assert task_id > before
-            assert task['kind'] == 'test' and task['params'] == {'times': 3}
-            assert task['created_by'] == REST_ADMIN
-            done = api.wait_task(task_id, lambda t: t['state'] == 'finished', timeout=60)
-            assert done['status'] == 'Finished' and done['result'] == {'rounds': 3}
-
-            page.reload(wait_until='load')
-            page.wait_for_timeout(1000)
-            page.screenshot(path=str(OUTPUT / 'browser-seed-task.png'), full_page=True)
-            assert not errors, errors
-        finally:
-            browser.close()
+        page.reload(wait_until='load')
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(OUTPUT / 'browser-seed-task.png'), full_page=True)
+        assert not errors, errors
+    finally:
+        context.close()

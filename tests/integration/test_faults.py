@@ -28,7 +28,6 @@ import os
 import signal
 import re
 import shutil
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -38,7 +37,8 @@ from typing import Any, Dict, Iterator, List, Optional, Set
 
 import pytest
 import requests
-from conftest import (REST_ADMIN, Bgtask, RestApi, kill_mon, no_module_error, start_mon)
+from conftest import (REST_ADMIN, Bgtask, RbdLoad, RestApi, kill_mon, no_module_error, rbd,
+                      start_mon)
 from devcluster import DevCluster, DevClusterTimeout, free_port
 from pgwatch import fill_pool
 
@@ -53,32 +53,6 @@ PROGRESS_DONE = re.compile(r'complete: finished ev bgtasks-(\d+) ')
 
 
 # ---------------------------------------------------------------------- cluster helpers
-
-
-def rbd(cluster: DevCluster, *args: str) -> str:
-    return subprocess.run(['rbd', '-c', str(cluster.conf_path), *args], check=True,
-                          capture_output=True, text=True, timeout=120).stdout
-
-
-class Load:
-    """`rbd bench` writing to one image until stopped, held to `iops` by librbd's QoS."""
-
-    def __init__(self, cluster: DevCluster, image: str = IMAGE, iops: int = 300) -> None:
-        rbd(cluster, 'config', 'image', 'set', f'{RBD_POOL}/{image}', 'rbd_qos_iops_limit',
-            str(iops))
-        self.proc = subprocess.Popen(
-            ['rbd', '-c', str(cluster.conf_path), 'bench', '--io-type', 'write',
-             '--io-size', '4096', '--io-threads', '2', '--io-total', '100G',
-             '--io-pattern', 'rand', f'{RBD_POOL}/{image}'],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def remove_pool(cluster: DevCluster, name: str) -> None:
@@ -700,7 +674,7 @@ def test_module_recovers_after_its_rados_client_is_blocklisted(
                 r = api.get(f'/api/pools/{RBD_POOL}/images', timeout=30)
                 answers.append(f'{r.status_code} {r.text[:200]}')
             else:
-                load = Load(cluster)
+                load = RbdLoad(cluster, RBD_POOL, IMAGE, iops=300)
                 try:
                     task = bg.json('rbd-perf', RBD_POOL, '10')
                     done = bg.wait_task(task['id'], lambda t: t['state'] != 'pending',
@@ -954,7 +928,7 @@ def iso_ts(text: str) -> float:
 def test_mixed_tasks_survive_three_mgr_failovers(cluster: DevCluster, bg: Bgtask,
                                                  api: RestApi, run: Run, rbd_image: str,
                                                  filled_pool: str) -> None:
-    load = Load(cluster)
+    load = RbdLoad(cluster, RBD_POOL, IMAGE, iops=300)
     try:
         time.sleep(3)                                          # the load is steady
         rbd_task = run.add(bg.json('rbd-perf', RBD_POOL, '45'), 'cli')
@@ -1003,7 +977,7 @@ def test_mixed_tasks_survive_three_mgr_failovers(cluster: DevCluster, bg: Bgtask
 
 def test_tasks_survive_kill_9_of_the_active_mgr(cluster: DevCluster, bg: Bgtask, api: RestApi,
                                                 run: Run, rbd_image: str) -> None:
-    load = Load(cluster)
+    load = RbdLoad(cluster, RBD_POOL, IMAGE, iops=300)
     try:
         time.sleep(2)
         rbd_task = run.add(bg.json('rbd-perf', RBD_POOL, '30'), 'cli')

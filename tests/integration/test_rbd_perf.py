@@ -1,42 +1,14 @@
 """The RBD performance task on the real cluster, under `rbd bench` load, compared with
 rbd_support's `ceph rbd perf image stats` over the same window."""
-import subprocess
 import threading
 import time
 from typing import Dict, Iterator, List
 
 import pytest
-from conftest import Bgtask, RestApi, no_module_error
+from conftest import Bgtask, RbdLoad, RestApi, no_module_error, rbd
 from devcluster import DevCluster
 
 POOL = 'rbdperf'
-
-
-def rbd(cluster: DevCluster, *args: str) -> str:
-    return subprocess.run(['rbd', '-c', str(cluster.conf_path), *args], check=True,
-                          capture_output=True, text=True, timeout=120).stdout
-
-
-class Load:
-    """`rbd bench` on one image until stopped, held to `iops` by librbd's QoS so that the
-    load is steady on a busy two-core machine and both tools see the same rate."""
-
-    def __init__(self, cluster: DevCluster, image: str, io_type: str, iops: int = 400) -> None:
-        rbd(cluster, 'config', 'image', 'set', f'{POOL}/{image}', 'rbd_qos_iops_limit',
-            str(iops))
-        self.proc = subprocess.Popen(
-            ['rbd', '-c', str(cluster.conf_path), 'bench', '--io-type', io_type,
-             '--io-size', '4096', '--io-threads', '2', '--io-total', '100G',
-             '--io-pattern', 'rand', f'{POOL}/{image}'],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture(scope='module')
@@ -86,7 +58,8 @@ class PeerSampler:
 def test_matches_rbd_support_under_load(cluster: DevCluster, bg: Bgtask, images: None) -> None:
     peer = PeerSampler(cluster)
     peer.poll()                                   # rbd_support registers its query now
-    loads = [Load(cluster, 'img-w', 'write', 400), Load(cluster, 'img-r', 'read', 300)]
+    loads = [RbdLoad(cluster, POOL, 'img-w', 'write', 400),
+             RbdLoad(cluster, POOL, 'img-r', 'read', 300)]
     try:
         time.sleep(12)                            # load steady, rbd_support warmed up
         task = bg.json('rbd-perf', POOL, '30')
@@ -163,7 +136,7 @@ def test_refusals(bg: Bgtask, api: RestApi, cluster: DevCluster, images: None) -
 def test_image_deleted_mid_window_keeps_its_figures(cluster: DevCluster, bg: Bgtask,
                                                     images: None) -> None:
     rbd(cluster, 'create', '--size', '16M', f'{POOL}/img-tmp')
-    load = Load(cluster, 'img-tmp', 'write')
+    load = RbdLoad(cluster, POOL, 'img-tmp', 'write')
     try:
         task = bg.json('rbd-perf', POOL, '15')
         time.sleep(9)
@@ -178,7 +151,7 @@ def test_image_deleted_mid_window_keeps_its_figures(cluster: DevCluster, bg: Bgt
 
 def test_failover_mid_window_reregisters_and_finishes(cluster: DevCluster, bg: Bgtask,
                                                       images: None) -> None:
-    load = Load(cluster, 'img-w', 'write')
+    load = RbdLoad(cluster, POOL, 'img-w', 'write')
     try:
         time.sleep(3)
         task = bg.json('rbd-perf', POOL, '30')

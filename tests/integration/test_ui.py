@@ -15,9 +15,10 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 import requests
-from conftest import PASSWORDS, REST_ADMIN, REST_READER, Bgtask, RestApi, password_file
-from devcluster import DevCluster, DevClusterTimeout, free_port
-from test_browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, SEED
+from conftest import (OUTPUT, PASSWORDS, REST_ADMIN, REST_READER, Bgtask, RestApi,
+                      password_file)
+from devcluster import DevCluster, free_port
+from test_browser import SEED
 
 try:
     from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
@@ -29,29 +30,6 @@ DESKTOP = {'width': 1280, 'height': 800}
 PHONE = {'width': 390, 'height': 844}
 TOPBAR_BG = 'rgb(55, 66, 73)'         # the Ceph dashboard's #374249
 MANY = 1000
-
-
-@pytest.fixture(scope='module')
-def browser() -> Iterator['Browser']:
-    try:
-        from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import sync_playwright as start
-    except ImportError as exc:
-        pytest.fail(f'the Python package playwright is missing ({exc}); tox installs it, '
-                    f'or: pip install playwright')
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f'{CHROMIUM} missing: apt-get install chromium (dev/install-deps.sh)')
-    OUTPUT.mkdir(exist_ok=True)
-    with start() as pw:
-        try:
-            b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                   headless=True, timeout=60000)
-        except PlaywrightError as exc:
-            pytest.skip(f'chromium cannot start: {str(exc).splitlines()[0]}')
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 class Ui:
@@ -741,19 +719,9 @@ DASHBOARD_ACCEPT = 'application/vnd.ceph.api.v1.0+json'
 
 
 def settle(cluster: DevCluster, api: RestApi) -> None:
-    """Wait for bgtasks (CLI and REST) after a mgr restart (enabling a module restarts it).
-
-    Workaround, reported to the lead with a patch: with both mgrs on one host, the standby
-    can take the port while the active one respawns; the active then cannot bind and the
-    standby answers 503 for ever, or CherryPy's ChannelFailures escapes and the module fails.
-    Failing the active mgr over ends either."""
-    try:
-        cluster.wait_module_answers(timeout=20)
-        api.wait_answers(timeout=15)
-    except DevClusterTimeout:
-        cluster.fail_mgr()
-        cluster.wait_module_answers(timeout=60)
-        api.wait_answers(timeout=60)
+    """Wait for bgtasks (CLI and REST) after a mgr restart (enabling a module restarts it)."""
+    cluster.wait_module_answers(timeout=60)
+    api.wait_answers(timeout=60)
 
 
 @pytest.fixture

@@ -455,3 +455,57 @@ def test_max_workers_bounds_concurrent_steps() -> None:
         assert kind.peak == 3
     finally:
         h.engine.stop()
+
+
+class SavingKind(TaskKind):
+    """Counts; only every third step asks for its state to be stored."""
+    name = 'saving'
+    merge_identical = False
+
+    def validate(self, ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
+        return dict(params)
+
+    def describe(self, params: Dict[str, Any]) -> str:
+        return 'saving'
+
+    def step(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any]) -> Outcome:
+        n = state.get('n', 0) + 1
+        if n == params.get('until', 7):
+            return Finish({'n': n})
+        if params.get('grow') and n == 2:
+            return Continue({'n': n, 'pad': 'x' * 70000}, percent=n, delay=1)
+        return Continue({'n': n}, percent=n, delay=1, save=n % 3 == 0)
+
+
+def test_a_step_may_leave_its_store_write_to_a_later_step() -> None:
+    h = harness_with(SavingKind())
+    task, _ = h.engine.submit('saving', {}, 'u')
+    stored = []
+    for _ in range(5):
+        h.tick(1.0)
+        stored.append(json.loads(h.store.get(key_of(task['id'])) or '{}')['step'].get('n'))
+        # What is shown is always the newest state, stored or not.
+        assert h.engine.get(task['id'])['percent'] == len(stored)
+    assert stored == [None, None, 3, 3, 3]
+    assert h.engine.get(task['id'])['percent'] == 5
+    # A new mgr resumes from the newest stored state.
+    h.restart()
+    h.tick(1.0)
+    assert h.engine.get(task['id'])['percent'] == 4
+    for _ in range(3):
+        h.tick(1.0)
+    assert h.engine.get(task['id'])['result'] == {'n': 7}
+    assert json.loads(h.store.get(key_of(task['id'])) or '{}')['result'] == {'n': 7}
+
+
+def test_a_state_too_large_to_store_fails_the_task_and_releases_it() -> None:
+    kind = SavingKind()
+    h = harness_with(kind)
+    task, _ = h.engine.submit('saving', {'grow': True}, 'u')
+    h.tick(1.0)
+    h.tick(1.0)
+    t = h.engine.get(task['id'])
+    assert t['state'] == 'failed' and 'too large' in t['error']
+    assert h.engine.list('pending') == []
+    assert len(h.store.get(key_of(task['id'])) or '') < 65536
+    assert h.tick(5.0) == 0                      # nothing left scheduled for it

@@ -53,8 +53,7 @@ class FakeCluster:
         return self.down
 
     def option(self, name: str) -> Any:
-        assert name == 'mon_max_pool_pg_num'
-        return 65536
+        return {'mon_max_pool_pg_num': 65536, 'mgr_stats_period': 5}[name]
 
     def mon_command(self, cmd: Dict[str, Any]) -> str:
         if self.fail_commands:
