@@ -7,7 +7,8 @@ then:
      /api/taskqueue/<id>) and create (POST /api/taskqueue/test_task {"times": 1});
   B  --creates (1,000) creates from one client as fast as it goes, each persisted (checked in
      the mon's config-key store afterwards), against --creates raw `config-key set` mon
-     commands (what each create's store write costs) measured in the same run;
+     commands (what each create's store write costs) measured in the same run; once on a
+     fresh store before A, once after A (which leaves tens of thousands of tasks);
   C  the dashboard's GET /api/task from the same number of clients for the same time.
 Prints requests/s, p50/p99 ms and errors per phase, the ratios, and the goals beside them.
 
@@ -393,8 +394,8 @@ def verdict(ok: bool) -> str:
     return 'met' if ok else 'MISSED'
 
 
-def report(a: Result, b: Dict[str, Any], c: Result, seconds: float, clients: int,
-           tls: bool) -> None:
+def report(a: Result, bs: List[Tuple[str, Dict[str, Any]]], c: Result, seconds: float,
+           clients: int, tls: bool) -> None:
     a_rps, c_rps = a.requests / a.seconds, c.requests / c.seconds
     a_p99, c_p99 = pct(a.all, 0.99), pct(c.all, 0.99)
     print(f'\n== A: bgtasks REST ({"https" if tls else "http"}), {clients} clients, '
@@ -410,7 +411,28 @@ def report(a: Result, b: Dict[str, Any], c: Result, seconds: float, clients: int
     line('errors', f'{a.errors}', f'goal 0: {verdict(a.errors == 0)}')
     line('reconnects', f'{a.reconnects}')
     line('mgr CPU (cores busy)', f'{a.mgr_cpu:.2f}')
-    print(f'\n== B: {b["creates"]} creates from one client, then as many raw config-key sets')
+    for label, b in bs:
+        report_b(label, b)
+    print(f'\n== C: Ceph dashboard GET /api/task, {clients} clients, {seconds:.0f} s (http)')
+    line('requests/s', f'{c_rps:.1f}')
+    line('p50 ms', f'{pct(c.all, 0.5):.1f}')
+    line('p99 ms', f'{c_p99:.1f}')
+    line('errors', f'{c.errors}')
+    line('mgr CPU (cores busy)', f'{c.mgr_cpu:.2f}')
+    print('\n== ratios')
+    line('A requests/s / C requests/s', f'{a_rps / c_rps:.2f} x')
+    line('A p99 / C p99', f'{a_p99 / c_p99:.2f} x')
+    for label, b in bs:
+        line(f'B ({label}) creates/s / config-key sets/s',
+             f'{b["creates_per_s"] / b["kv_per_s"]:.2f} x')
+    samples = a.error_samples + c.error_samples
+    if samples:
+        print('\nerror samples:\n  ' + '\n  '.join(samples[:10]))
+
+
+def report_b(label: str, b: Dict[str, Any]) -> None:
+    print(f'\n== B ({label}): {b["creates"]} creates from one client, then as many raw '
+          'config-key sets')
     line('persisted creates/s', f'{b["creates_per_s"]:.1f}',
          f'goal >= {GOAL_CREATES_PER_S:.0f}/s: '
          f'{verdict(b["creates_per_s"] >= GOAL_CREATES_PER_S)}')
@@ -423,19 +445,6 @@ def report(a: Result, b: Dict[str, Any], c: Result, seconds: float, clients: int
     line('mon commits per create (incl. its task)', f'{b["commits_per_create"]:.2f}')
     line('config-key set/s (serial)', f'{b["kv_per_s"]:.1f}')
     line('config-key set p50 / p99 ms', f'{b["kv_p50_ms"]:.2f} / {b["kv_p99_ms"]:.2f}')
-    print(f'\n== C: Ceph dashboard GET /api/task, {clients} clients, {seconds:.0f} s (http)')
-    line('requests/s', f'{c_rps:.1f}')
-    line('p50 ms', f'{pct(c.all, 0.5):.1f}')
-    line('p99 ms', f'{c_p99:.1f}')
-    line('errors', f'{c.errors}')
-    line('mgr CPU (cores busy)', f'{c.mgr_cpu:.2f}')
-    print('\n== ratios')
-    line('A requests/s / C requests/s', f'{a_rps / c_rps:.2f} x')
-    line('A p99 / C p99', f'{a_p99 / c_p99:.2f} x')
-    line('B creates/s / config-key sets/s', f'{b["creates_per_s"] / b["kv_per_s"]:.2f} x')
-    samples = a.error_samples + c.error_samples
-    if samples:
-        print('\nerror samples:\n  ' + '\n  '.join(samples[:10]))
 
 
 def main() -> None:
@@ -459,20 +468,26 @@ def main() -> None:
         token = bgtasks_token(port, args.ssl)
         pid = cluster.mgr_pid(cluster.active_mgr())
         assert pid is not None
+        # Once on a fresh store, once after A has left tens of thousands of tasks (the mon
+        # itself commits more slowly then).
+        bs = [('fresh store', phase_b(cluster, port, args.ssl, token, args.creates))]
+        print(f'B done: {args.creates} creates; backlog drained in '
+              f'{drain(port, args.ssl, token):.1f} s', flush=True)
         cpu0 = mgr_cpu_seconds(pid)
         a = phase_a(port, args.ssl, token, args.clients, args.seconds)
         a.mgr_cpu = (mgr_cpu_seconds(pid) - cpu0) / a.seconds
         print(f'A done: {a.requests} requests; backlog drained in '
               f'{drain(port, args.ssl, token):.1f} s', flush=True)
-        b = phase_b(cluster, port, args.ssl, token, args.creates)
-        print(f'B done: {b["creates"]} creates; backlog drained in '
+        bs.append((f"after A, {len(a.latencies['create']) + args.creates} tasks kept",
+                   phase_b(cluster, port, args.ssl, token, args.creates)))
+        print(f'B done: {args.creates} creates; backlog drained in '
               f'{drain(port, args.ssl, token):.1f} s', flush=True)
         dtoken = dashboard_token(cluster, dport)
         cpu0 = mgr_cpu_seconds(pid)
         c = phase_c(dport, dtoken, args.clients, args.seconds)
         c.mgr_cpu = (mgr_cpu_seconds(pid) - cpu0) / c.seconds
         print(f'C done: {c.requests} requests', flush=True)
-        report(a, b, c, args.seconds, args.clients, args.ssl)
+        report(a, bs, c, args.seconds, args.clients, args.ssl)
         print(f'\nload average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores '
               '(anything else running skews every figure)')
     finally:

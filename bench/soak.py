@@ -597,7 +597,7 @@ def report(result: Dict[str, Any], minutes: float, fail_every: float) -> None:
         active = s.get('active')
         print(f"  {s['t'] / 60:5.1f} {active or '-':>6} "
               + ' '.join(f"{s.get(n) or 0:8.1f}" for n in names)
-              + f" {s.get(active) or 0:10.1f} {s.get('control') or 0:11.1f}"
+              + f" {s.get(active) or 0:10.1f} {s.get('control') or '-':>11}"
               f" {s.get('objects') or '-':>15}")
     growth = rss_growth(r['rss_mib'])
     print('\nactive mgr RSS growth between failovers, MiB/min: bgtasks under load '

@@ -56,10 +56,10 @@ class Engine:
                  observer: Optional[Observer] = None, max_workers: int = 4,
                  retention_days: float = 7.0, max_retained: int = 10000,
                  audit: Optional[Callable[[str], None]] = None,
-                 writer_threads: int = 0) -> None:
+                 writer_threads: int = 0, write_linger: float = 0.0) -> None:
         self._store = store
         # Without threads (unit tests), records are written before the call returns.
-        self._writer = Writer(store, writer_threads)
+        self._writer = Writer(store, writer_threads, write_linger)
         self._audit = audit or (lambda message: None)
         self._clock = clock
         self._kinds = kinds

@@ -52,6 +52,9 @@ HOUSEKEEPING_SECONDS = 5.0
 # Step records go to the mon from these threads; two keep a commit in flight while
 # the next is sent, without flooding the mon.
 WRITER_THREADS = 2
+# How long a step's record waits before it is written (a newer one replaces it meanwhile):
+# what a failover could lose of a step's progress, and commits saved on short tasks.
+WRITE_LINGER = 0.05
 
 SERVER_OPTIONS = [
     Option('server_addr', type='str', default='', runtime=True,
@@ -229,7 +232,7 @@ class Module(MgrModule):
         self._store = store
         self.engine = Engine(store, clock, all_kinds(), self._ctx,
                              observer=ProgressMirror(self.remote), audit=self._audit,
-                             writer_threads=WRITER_THREADS)
+                             writer_threads=WRITER_THREADS, write_linger=WRITE_LINGER)
         self._health: Dict[str, Dict[str, Any]] = {}
         self.users = Users(store, clock)
         self.api = RestApi(self.engine, self.users, lambda: render_metrics(self.engine),

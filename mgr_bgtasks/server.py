@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import re
 import socket
 import tempfile
 import traceback
@@ -33,6 +34,8 @@ def _no_exit(status: int) -> None:
 setattr(os, '_exit', _no_exit)
 
 
+# Refused bodies up to this size are read to their end before the answer.
+DRAIN_BYTES = 1 << 20
 Environ = Dict[str, Any]
 StartResponse = Callable[[str, List[Tuple[str, str]]], Any]
 
@@ -73,6 +76,10 @@ class _App:
             # Chunked bodies have no length to refuse up front: read one byte too many.
             body = environ['wsgi.input'].read(MAX_BODY + 1 if chunked else length)
             unread = chunked and len(body) > MAX_BODY
+        if unread and (chunked or 0 < length <= DRAIN_BYTES):
+            # Read and dropped, so that the client, still sending, gets to read our answer
+            # (a 413 or a 415) instead of a broken pipe.
+            unread = not _drain(environ['wsgi.input'], DRAIN_BYTES)
         if length < 0:
             resp = Response(400, {'detail': 'bad Content-Length'})
         elif length > MAX_BODY or len(body) > MAX_BODY:
@@ -113,6 +120,17 @@ class _App:
         return resp.status, list(out.values()), data
 
 
+def _drain(stream: Any, limit: int) -> bool:
+    """Reads what is left of a body, up to `limit` bytes; True if that was all of it."""
+    left = limit
+    while left > 0:
+        chunk = stream.read(min(left, 65536))
+        if not chunk:
+            return True
+        left -= len(chunk)
+    return False
+
+
 def _wsgi_str(value: str) -> str:
     # WSGI hands the request line's bytes over as latin-1; paths and queries are UTF-8.
     return value.encode('latin-1').decode('utf-8', 'replace')
@@ -123,6 +141,19 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return 'Unknown'
+
+
+class _QuietTlsProbes(logging.Filter):
+    """cheroot logs a traceback at ERROR whenever a client closes a TLS connection before
+    its handshake (a port probe, CherryPy's own start-up check, a load balancer's health
+    check): nothing is wrong then, and the mgr log must not cry wolf."""
+
+    # CherryPy's bus writes the traceback into the message itself.
+    NOISE = re.compile(r'Error in HTTPServer\.serve.*\n(ssl\.SSLZeroReturnError|ssl\.SSLEOFError|'
+                       r'ConnectionResetError|BrokenPipeError)[^\n]*\n?$', re.S)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.NOISE.search(record.getMessage())
 
 
 def port_free(addr: str, port: int) -> Optional[str]:
@@ -144,6 +175,8 @@ class WebServer:
         self._tls_dir: Optional[str] = None
         self.bound: Optional[Tuple[str, int, bool]] = None
         cherrypy.tree.graft(_App(handle), '')
+        if not any(isinstance(f, _QuietTlsProbes) for f in cherrypy.log.error_log.filters):
+            cherrypy.log.error_log.addFilter(_QuietTlsProbes())
 
     def start(self, addr: str, port: int, pem: Optional[Tuple[str, str]]) -> None:
         """Raises OSError (with the reason) when the address cannot be bound."""

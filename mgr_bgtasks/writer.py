@@ -2,13 +2,17 @@
 
 Every store write is a mon commit (about 1.3 ms), so steps hand their records to
 background writers instead of waiting; a record changed again before it was written
-replaces the pending one (the store only ever needs the newest). Writes of one key
+replaces the pending one (the store only ever needs the newest). Background writes
+linger a little first: a task that starts and ends within the linger is written once,
+and the mon, which commits one proposal at a time, is left free for the writes users
+wait for (creates and deletes). Writes of one key
 are serialised and each writes the newest value pending at that moment, so the store
 never goes back to an older record. A write that fails stays pending and is retried.
 """
 import collections
 import logging
 import threading
+import time
 from typing import Deque, Dict, List, Optional, Set
 
 from .store import Store
@@ -17,12 +21,15 @@ log = logging.getLogger(__name__)
 
 
 class Writer:
-    def __init__(self, store: Store, threads: int = 0) -> None:
+    def __init__(self, store: Store, threads: int = 0, linger: float = 0.0) -> None:
         self._store = store
         self._thread_count = threads
+        self._linger = linger
         self._cond = threading.Condition()
         self._pending: Dict[str, Optional[str]] = {}
         self._queue: Deque[str] = collections.deque()
+        # When each queued key was queued (the queue is in that order).
+        self._queued_at: Dict[str, float] = {}
         self._key_locks: Dict[str, threading.Lock] = {}
         self._failed: Set[str] = set()
         self._threads: List[threading.Thread] = []
@@ -38,6 +45,7 @@ class Writer:
             background = bool(self._threads) and not wait
             if background and not queued:
                 self._queue.append(key)
+                self._queued_at[key] = time.monotonic()
                 self._cond.notify()
         if not background:
             self._flush(key, check)
@@ -48,7 +56,10 @@ class Writer:
             keys = [k for k in self._failed if k in self._pending]
             self._failed.clear()
             if self._threads:
-                self._queue.extend(k for k in keys if k not in self._queue)
+                for k in keys:
+                    if k not in self._queued_at:
+                        self._queue.appendleft(k)
+                        self._queued_at[k] = 0.0
                 self._cond.notify_all()
                 return
         for key in keys:
@@ -84,7 +95,13 @@ class Writer:
                     self._cond.wait()
                 if not self._queue:
                     return
+                due = self._queued_at[self._queue[0]] + self._linger
+                now = time.monotonic()
+                if due > now and not self._stopping:
+                    self._cond.wait(due - now)
+                    continue
                 key = self._queue.popleft()
+                del self._queued_at[key]
             self._flush(key)
 
     def _flush(self, key: str, check: bool = False) -> None:

@@ -146,8 +146,10 @@ class RbdPerf(TaskKind):
             # Per image, one flat list (the record must stay under 64 KiB for 256 images):
             # see C_, U_, LAT and NAME for what its slots hold.
             state = {'start': now, 'end': now + params['seconds'], 'img': {}, 'series': {},
-                     'chunks': 0, 'segments': 0, 'dropped': [], 'last_arrival': None,
-                     'period': float(ctx.cluster.option('mgr_stats_period') or 5)}
+                     'chunks': 0, 'segments': 0, 'dropped': [], 'last_arrival': None}
+        if 'period' not in state:
+            # Also for a task an older version of the module began.
+            state['period'] = float(ctx.cluster.option('mgr_stats_period') or 5)
         segment = self._segment(ctx.cluster, params, state, now)
         arrived = self._read(ctx.cluster, params, state, segment, now)
         if arrived:

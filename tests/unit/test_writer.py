@@ -68,3 +68,21 @@ def test_checked_write_raises_and_is_dropped() -> None:
     else:
         raise AssertionError('no error')
     assert w.pending() == 0
+
+
+def test_background_writes_linger_so_short_lived_records_are_written_once() -> None:
+    store = SlowStore()
+    w = Writer(store, threads=2, linger=0.2)
+    w.start()
+    w.put('task/1', 'running')
+    w.put('task/2', 'running')
+    time.sleep(0.05)
+    assert store.log == []                          # still lingering
+    w.put('task/1', 'finished')
+    w.put('task/3', 'created', wait=True)           # what a user waits for goes at once
+    assert store.log == [('task/3', 'created')]
+    time.sleep(0.4)
+    assert sorted(store.log[1:]) == [('task/1', 'finished'), ('task/2', 'running')]
+    w.put('task/4', 'x')
+    w.stop()                                        # stopping writes what lingers
+    assert store.get('task/4') == 'x'
