@@ -21,6 +21,7 @@ from mgr_module import (CLIReadCommand, CLIWriteCommand, HandleCommandResult, Mg
                         MgrStandbyModule, NotifyType, Option)
 from mgr_util import build_url, get_default_addr
 
+from .audit import AuditLog
 from .clock import Clock
 from .cluster import MonCommandError
 from .engine import Engine
@@ -230,8 +231,9 @@ class Module(MgrModule):
         self._ctx = Context(cluster=MgrCluster(self), clock=clock, options={})
         store = MgrStore(self)
         self._store = store
+        self._audit_log = AuditLog(self._audit)
         self.engine = Engine(store, clock, all_kinds(), self._ctx,
-                             observer=ProgressMirror(self.remote), audit=self._audit,
+                             observer=ProgressMirror(self.remote), audit=self._audit_log,
                              writer_threads=WRITER_THREADS, write_linger=WRITE_LINGER)
         self._health: Dict[str, Dict[str, Any]] = {}
         self.users = Users(store, clock)
@@ -310,6 +312,7 @@ class Module(MgrModule):
                 web.stop()
         web.stop()
         self.engine.stop()
+        self._audit_log.stop()
         self.log.info('bgtasks stopped')
 
     def _start_web(self, web: WebServer) -> bool:
