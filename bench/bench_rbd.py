@@ -48,10 +48,13 @@ def peer_counters(r: rados.Rados) -> Dict[str, float]:
 
 class PeerRates:
     """rbd_support's cumulative write ops per image, each divided by the time between the
-    first and the last change we saw (its `stats` divide by whole seconds between its
-    ticks, which alone is off by up to 20 % per sample). Polled every 0.5 s."""
+    first and the last change we saw, both noticed within a poll (its `stats` divide by
+    whole seconds between its ticks, which alone is off by up to 20 % per sample). The
+    value before the first change only marks where counting starts: the time it was read
+    is not when its chunk arrived."""
 
     def __init__(self) -> None:
+        self.baseline: Dict[str, float] = {}
         self.first: Dict[str, float] = {}
         self.first_t: Dict[str, float] = {}
         self.last: Dict[str, float] = {}
@@ -60,8 +63,11 @@ class PeerRates:
     def poll(self, r: rados.Rados) -> None:
         now = time.time()
         for image, value in peer_counters(r).items():
-            if image not in self.first:
-                self.first[image], self.first_t[image] = value, now
+            if image not in self.baseline:
+                self.baseline[image] = value
+            elif image not in self.first:
+                if value != self.baseline[image]:
+                    self.first[image], self.first_t[image] = value, now
             elif value != self.last.get(image, self.first[image]):
                 self.last[image], self.last_t[image] = value, now
 

@@ -600,9 +600,14 @@ def report(result: Dict[str, Any], minutes: float, fail_every: float) -> None:
               + f" {s.get(active) or 0:10.1f} {s.get('control') or '-':>11}"
               f" {s.get('objects') or '-':>15}")
     growth = rss_growth(r['rss_mib'])
+    objects = [s['objects'] for s in r['rss_mib'] if s.get('objects')]
+    third = max(1, len(objects) // 3)
     print('\nactive mgr RSS growth between failovers, MiB/min: bgtasks under load '
-          f"{growth['active']}, control (no bgtasks, idle) {growth['control']}; "
-          f"bgtasks' own objects: {growth['objects']} per min")
+          f"{growth['active']}, control (no bgtasks, idle) {growth['control']}")
+    if objects:
+        print(f"bgtasks' own Python objects (they swing with the GC): first third mean "
+              f"{sum(objects[:third]) / third:.0f}, last third mean "
+              f"{sum(objects[-third:]) / third:.0f}, max {max(objects)}")
 
 
 def rss_growth(samples: List[Dict[str, Any]]) -> Dict[str, Optional[float]]:
@@ -610,7 +615,7 @@ def rss_growth(samples: List[Dict[str, Any]]) -> Dict[str, Optional[float]]:
     (a failover restarts the mgr process); the first 2 minutes of each stretch are skipped
     (start-up allocations)."""
     out: Dict[str, Optional[float]] = {}
-    for key in ('active', 'control', 'objects'):
+    for key in ('active', 'control'):
         slopes: List[Tuple[float, float]] = []
         stretch: List[Tuple[float, float]] = []
         stretch_active: Optional[str] = None
