@@ -645,9 +645,8 @@ def test_rest_and_cli_show_the_same_task(api: RestApi) -> None:
     assert task['id'] in ids(api.cluster.ceph('bgtask', 'ls', 'finished', json_out=True))
 
 
-def test_merged_and_created_statuses() -> None:
-    pytest.skip('needs a task kind that merges identical requests; the test kind never merges '
-                '(so 200-merged vs 201-created and 409 Busy are not testable yet)')
+# 200 for an identical pending task and 409 for a conflicting one: test_pg_num.test_refusals
+# (the test kind never merges).
 
 
 # ---------------------------------------------------------------------- OpenAPI
