@@ -24,6 +24,7 @@ from .users import ADMIN, Users
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
+BODY_TOO_LARGE = f'the body is larger than {MAX_BODY} bytes'
 COOKIE = 'bgtasks_session'
 TASKQUEUE_PREFIXES = ('/api/taskqueue', '/openattic/api/taskqueue')
 MAX_PAGE_SIZE = 1000
@@ -220,7 +221,7 @@ class RestApi:
         if ctype != 'application/json':
             raise HttpError(415, 'send the body as Content-Type: application/json')
         if len(req.body) > MAX_BODY:
-            raise HttpError(413, f'the body is larger than {MAX_BODY} bytes')
+            raise HttpError(413, BODY_TOO_LARGE)
         if not req.body.strip():
             return {}
         try:

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 import cherrypy
 from cherrypy.process.wspbus import ChannelFailures
 
-from .rest import COOKIE, MAX_BODY, Request, Response
+from .rest import BODY_TOO_LARGE, COOKIE, MAX_BODY, Request, Response
 from .tls import write_pair
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,8 @@ class _App:
         if length < 0:
             resp = Response(400, {'detail': 'bad Content-Length'})
         elif length > MAX_BODY or len(body) > MAX_BODY:
-            resp = Response(413, {'detail': f'body over {MAX_BODY} bytes'})
+            # Refused here, unread, with the words the handler would use.
+            resp = Response(413, {'detail': BODY_TOO_LARGE})
         else:
             cookie: SimpleCookie = SimpleCookie()
             try:
