@@ -55,7 +55,10 @@ class Users:
         self._users: Dict[str, Dict[str, Any]] = {}
         self._sessions: Dict[str, Dict[str, Any]] = {}
         # username -> (consecutive failures, locked until); memory only, like a rate limit.
-        self._failures: Dict[str, Tuple[int, float]] = {}
+        # username -> (failed logins, locked until, forgotten at). Kept only for a lockout
+        # period after the last failure: any client may try any name, and a record kept
+        # for each name ever tried would grow without end.
+        self._failures: Dict[str, Tuple[int, float, float]] = {}
 
     def load(self) -> None:
         users = {k[len(USER_PREFIX):]: json.loads(v)
@@ -114,8 +117,10 @@ class Users:
     def login(self, username: str, password: str) -> Dict[str, str]:
         now = self._clock.now()
         with self._lock:
-            failures, locked_until = self._failures.get(username, (0, 0.0))
+            failures, locked_until, forget_at = self._failures.get(username, (0, 0.0, 0.0))
             user = self._users.get(username)
+        if forget_at <= now:
+            failures = 0
         if locked_until > now:
             raise Locked(f'too many failed logins for {username!r}; '
                          f'try again in {int(locked_until - now) + 1} s')
@@ -130,8 +135,8 @@ class Users:
             failures += 1
             locked = failures >= self.max_failures
             with self._lock:
-                self._failures[username] = ((0, now + self.lockout_seconds) if locked
-                                            else (failures, 0.0))
+                until = now + self.lockout_seconds
+                self._failures[username] = (0, until, until) if locked else (failures, 0.0, until)
             self._sleep(min(SLOWDOWN_MAX, SLOWDOWN_STEP * failures))
             raise Unauthorized('wrong username or password')
         with self._lock:
@@ -167,11 +172,14 @@ class Users:
         return {'username': session['username'], 'role': user['role']}
 
     def expire_sessions(self) -> None:
+        """Forgets expired sessions, and failed logins a lockout period old."""
         now = self._clock.now()
         with self._lock:
             gone = [k for k, s in self._sessions.items() if s['expires'] <= now]
             for k in gone:
                 del self._sessions[k]
+            for name in [n for n, f in self._failures.items() if f[2] <= now]:
+                del self._failures[name]
         for k in gone:
             self._store.put(SESSION_PREFIX + k, None)
 

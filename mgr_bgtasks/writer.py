@@ -10,10 +10,11 @@ are serialised and each writes the newest value pending at that moment, so the s
 never goes back to an older record. A write that fails stays pending and is retried.
 """
 import collections
+import contextlib
 import logging
 import threading
 import time
-from typing import Deque, Dict, List, Optional, Set
+from typing import Deque, Dict, Iterator, List, Optional, Set, Tuple
 
 from .store import Store
 
@@ -30,7 +31,9 @@ class Writer:
         self._queue: Deque[str] = collections.deque()
         # When each queued key was queued (the queue is in that order).
         self._queued_at: Dict[str, float] = {}
-        self._key_locks: Dict[str, threading.Lock] = {}
+        # Only keys being written have one (with how many flushes hold or wait for it): a
+        # lock kept for every key ever written grew the mgr by each task it ever ran.
+        self._key_locks: Dict[str, Tuple[threading.Lock, List[int]]] = {}
         self._failed: Set[str] = set()
         self._threads: List[threading.Thread] = []
         self._stopping = False
@@ -104,10 +107,22 @@ class Writer:
                 del self._queued_at[key]
             self._flush(key)
 
-    def _flush(self, key: str, check: bool = False) -> None:
+    @contextlib.contextmanager
+    def _key_lock(self, key: str) -> Iterator[None]:
         with self._cond:
-            key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:
+            lock, users = self._key_locks.setdefault(key, (threading.Lock(), [0]))
+            users[0] += 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._cond:
+                users[0] -= 1
+                if not users[0]:
+                    del self._key_locks[key]
+
+    def _flush(self, key: str, check: bool = False) -> None:
+        with self._key_lock(key):
             with self._cond:
                 if key not in self._pending:
                     return              # a later flush already wrote the newest value

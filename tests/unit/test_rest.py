@@ -214,3 +214,22 @@ def test_odd_inputs_are_refused_not_crashed(api: Api) -> None:
     r = api.api.handle(Request('POST', '/api/auth/logout', {},
                                {'authorization': f'Bearer {token}'}, b''))
     assert r.status == 204                      # no body, no content type: fine for logout
+
+
+def test_failed_logins_are_forgotten_a_lockout_period_later(api: Api) -> None:
+    # Any client may try any name: what is kept of each must not outlive the lockout.
+    for i in range(20):
+        api.call('POST', '/api/auth/login', {'username': f'nobody-{i}', 'password': 'x'})
+    for _ in range(2):
+        api.call('POST', '/api/auth/login', {'username': 'admin', 'password': 'x'})
+    api.h.clock.advance(59)
+    api.users.expire_sessions()
+    assert len(api.users._failures) == 21
+    api.h.clock.advance(2)
+    api.users.expire_sessions()
+    assert api.users._failures == {}
+    # Two failures a lockout period ago do not count towards a new lockout.
+    r = api.call('POST', '/api/auth/login', {'username': 'admin', 'password': 'x'})
+    assert r.status == 401
+    r = api.call('POST', '/api/auth/login', {'username': 'admin', 'password': 'pw-admin'})
+    assert r.status == 200

@@ -86,3 +86,15 @@ def test_background_writes_linger_so_short_lived_records_are_written_once() -> N
     w.put('task/4', 'x')
     w.stop()                                        # stopping writes what lingers
     assert store.get('task/4') == 'x'
+
+
+def test_no_per_key_state_outlives_its_writes() -> None:
+    # One lock per key ever written grew the mgr with every task it ever ran.
+    store = SlowStore()
+    w = Writer(store, threads=2, linger=0.0)
+    w.start()
+    for i in range(50):
+        w.put(f'k{i}', 'v', wait=i % 2 == 0)
+    w.stop()
+    assert len(store.data) == 50
+    assert w._key_locks == {} and w.pending() == 0
