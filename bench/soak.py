@@ -9,7 +9,8 @@ flat), then for --minutes runs, in threads:
   - REST listers: GET /api/taskqueue?state=pending, GET /api/taskqueue?page=1&pageSize=100,
     GET /api/taskqueue/<id>;
   - a CLI client: `ceph bgtask test N`, `ceph bgtask ls`, `ceph bgtask rm <id>`;
-  - `ceph mgr fail` every --fail-every minutes, and the mgrs' RSS every 30 s.
+  - `ceph mgr fail` every --fail-every minutes, and the mgrs' RSS every 30 s;
+  - after --minutes, the same load for --steady-minutes without a failover.
 Then it waits for every task to end and accounts for each id it was given: present (finished,
 failed, aborted by us), deleted by us, removed by retention (a `deleted by retention` line in
 the mgr logs or the audit log), or lost. A request whose answer was lost after it was sent
@@ -21,6 +22,10 @@ counted exactly its rounds and nothing was left pending.
 Memory: beside it runs a control cluster without bgtasks, idle, whose mgr is failed at the
 same moments; the report sets the active mgr's RSS growth against the control's, and
 against the module's own Python objects (from /metrics): ceph-mgr itself grows while idle.
+A mgr's RSS grows for its first minutes whatever runs in it: its log of recent lines
+(`log_max_recent`, 10,000 lines in a daemon) fills, malloc's per-thread arenas and the
+module's bounded caches fill. With a failover every 5 minutes no mgr lives past that, so
+the figure that must be flat is the growth over the second half of the steady phase.
 
 Two bugs (fixed) once kept the REST server down for good after a failover with both mgrs
 on one host (a standby's redirect server keeping the port; serve() dying with
@@ -28,8 +33,8 @@ MGR_MODULE_ERROR "Port N not free"); if REST has not come back 45 s after a fail
 soak still works around them (restarts the standby, or fails the mgr over again) and
 counts it under `workarounds`, which should stay empty.
 
-Usage: /usr/bin/python3 bench/soak.py [--minutes 30] [--fail-every 5] [--osds 1]
-                                      [--rate 6] [--dir D] [--no-control]
+Usage: /usr/bin/python3 bench/soak.py [--minutes 30] [--fail-every 5] [--steady-minutes 10]
+                                      [--osds 1] [--rate 6] [--dir D] [--no-control]
 """
 import argparse
 import json
@@ -160,11 +165,13 @@ class Rest:
 
 class Soak:
     def __init__(self, cluster: DevCluster, port: int, minutes: float, fail_every: float,
-                 rate: float, control: Optional[DevCluster] = None) -> None:
+                 rate: float, control: Optional[DevCluster] = None,
+                 steady_minutes: float = 0.0) -> None:
         self.cluster = cluster
         self.control = control
         self.port = port
         self.seconds = minutes * 60.0
+        self.steady = steady_minutes * 60.0
         self.fail_every = fail_every * 60.0
         self.rate = rate
         self.stats = Stats()
@@ -370,12 +377,13 @@ class Soak:
                     ('rss', self.rss_sampler))]
         for th in threads:
             th.start()
-        end = self.t0 + self.seconds
+        failing_until = self.t0 + self.seconds
+        end = failing_until + self.steady
         next_fail = self.t0 + self.fail_every
         last_report = self.t0
         while time.monotonic() < end:
             now = time.monotonic()
-            if now >= next_fail and next_fail < end - 5:
+            if now >= next_fail and next_fail < failing_until - 5:
                 self.fail_over()
                 next_fail += self.fail_every
                 continue
@@ -386,6 +394,9 @@ class Soak:
                         f'{len(self.stats.deleted)} deleted, {len(self.stats.latencies)} '
                         f'REST answers, {len(self.stats.errors)} REST errors')
             time.sleep(min(1.0, max(0.05, min(end, next_fail) - now)))
+            if now < failing_until <= time.monotonic() and self.steady:
+                log(f'{self.seconds / 60:g} min: failovers over; same load for '
+                    f'{self.steady / 60:g} min more')
         self.stop.set()
         self.t_end = time.monotonic()
         for th in threads:
@@ -549,6 +560,9 @@ def account(soak: Soak, final: Dict[int, Dict[str, Any]]) -> Dict[str, Any]:
         'failovers': s.failovers,
         'workarounds': sum(len(f['workarounds']) for f in s.failovers),
         'intervals': intervals,
+        'steady_s': soak.steady,
+        'rss_steady': steady_growth(s.rss, soak.seconds + soak.steady / 2)
+        if soak.steady else {},
         'rss_mib': s.rss,
     }
 
@@ -608,6 +622,34 @@ def report(result: Dict[str, Any], minutes: float, fail_every: float) -> None:
         print(f"bgtasks' own Python objects (they swing with the GC): first third mean "
               f"{sum(objects[:third]) / third:.0f}, last third mean "
               f"{sum(objects[-third:]) / third:.0f}, max {max(objects)}")
+    st = r['rss_steady']
+    if st:
+        print(f"RSS growth over the last {st['minutes']:g} min (same load, no failover for "
+              f"{r['steady_s'] / 60:g} min, retention limits reached), MiB/min: bgtasks mgr "
+              f"{st['active']}, control {st['control']}")
+
+
+def steady_growth(samples: List[Dict[str, Any]], since: float) -> Dict[str, Optional[float]]:
+    """RSS growth in MiB/min from `since` to the end (least squares), of the active mgr (if
+    it did not change) and of the control's: the figure that must be flat once the
+    retention limits (the module's, and the mgr's own log of recent lines) are reached."""
+    window = [x for x in samples if x['t'] >= since]
+    out: Dict[str, Optional[float]] = {'minutes': round((window[-1]['t'] - since) / 60, 1)
+                                       if window else 0.0}
+    actives = {x.get('active') for x in window}
+    series = {'active': [(x['t'], x.get(x['active'] or '')) for x in window]
+              if len(actives) == 1 else [],
+              'control': [(x['t'], x.get('control')) for x in window]}
+    for key, points in series.items():
+        pts = [(t, float(v)) for t, v in points if v is not None]
+        if len(pts) < 3:
+            out[key] = None
+            continue
+        mt = sum(t for t, _ in pts) / len(pts)
+        mv = sum(v for _, v in pts) / len(pts)
+        den = sum((t - mt) ** 2 for t, _ in pts)
+        out[key] = round(sum((t - mt) * (v - mv) for t, v in pts) / den * 60, 3)
+    return out
 
 
 def rss_growth(samples: List[Dict[str, Any]]) -> Dict[str, Optional[float]]:
@@ -644,6 +686,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--minutes', type=float, default=30.0)
     parser.add_argument('--fail-every', type=float, default=5.0, help='minutes')
     parser.add_argument('--osds', type=int, default=1)
+    parser.add_argument('--steady-minutes', type=float, default=10.0,
+                        help='after the failovers, the same load this long without one; the '
+                        'RSS growth over its second half is the figure that must be flat')
     parser.add_argument('--rate', type=float, default=6.0,
                         help='REST creates per second (both creators together)')
     parser.add_argument('--dir', help='cluster folder (default: a new temporary one)')
@@ -670,7 +715,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         cluster.ceph('bgtask', 'user', 'create', USER, 'admin', '-i', str(pw))
         log(f'cluster up in {time.monotonic() - t:.0f} s ({cluster.dir}); REST on {port}; '
             f'load for {args.minutes:g} min')
-        soak = Soak(cluster, port, args.minutes, args.fail_every, args.rate, control)
+        soak = Soak(cluster, port, args.minutes, args.fail_every, args.rate, control,
+                    args.steady_minutes)
         soak.run()
         log('load stopped; waiting for every task to end')
         final = drain(soak)

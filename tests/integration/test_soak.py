@@ -11,7 +11,7 @@ SOAK = os.path.join(REPO, 'bench', 'soak.py')
 
 def test_soak_3_minutes_loses_nothing() -> None:
     proc = subprocess.run([sys.executable, SOAK, '--minutes', '3', '--fail-every', '1',
-                           '--no-control'],
+                           '--steady-minutes', '0', '--no-control'],
                           capture_output=True, text=True, timeout=900, cwd=REPO,
                           stdin=subprocess.DEVNULL)
     print(proc.stdout)
