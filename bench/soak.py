@@ -179,6 +179,7 @@ class Soak:
         self.stop = threading.Event()
         self.t0 = 0.0
         self.t_end = 0.0
+        self.log_memory: Dict[str, Optional[float]] = {}
 
     def rest(self) -> Rest:
         return Rest(self.port, self.stats, self.token)
@@ -403,6 +404,10 @@ class Soak:
             th.join(60)
         with self.stats.lock:
             self.stats.rss.append(rss_snapshot(self.cluster, self.t_end - self.t0))
+        if self.steady:
+            self.log_memory = {'bgtasks': log_memory(self.cluster)}
+            if self.control is not None:
+                self.log_memory['control'] = log_memory(self.control)
 
 
 def rss_mib(pid: int) -> Optional[float]:
@@ -414,6 +419,27 @@ def rss_mib(pid: int) -> Optional[float]:
     except OSError:
         pass
     return None
+
+
+def log_memory(cluster: DevCluster) -> Optional[float]:
+    """MiB of the active mgr's RSS given back when its log of recent lines shrinks to one
+    line (`log_max_recent`, 10,000 in a daemon; besides the lines it writes, it keeps the
+    debug lines it gathers, e.g. every config-key command at debug_monc 10): how much of
+    the growth was that log. Ends the mgr's history of recent lines, so only at the end."""
+    try:
+        name = cluster.mgr_dump().get('active_name')
+        pid = cluster.mgr_pid(name) if name else None
+        socks = cluster.asok_paths(f'mgr.{name}')
+    except DevClusterError:
+        return None
+    before = rss_mib(pid) if pid else None
+    if before is None or not socks:
+        return None
+    cluster.run(['ceph', '--admin-daemon', str(socks[0]), 'config', 'set', 'log_max_recent',
+                 '1'], check=False)
+    time.sleep(5)
+    after = rss_mib(pid)
+    return round(before - after, 1) if after is not None else None
 
 
 def python_objects(port: int) -> Optional[int]:
@@ -563,6 +589,7 @@ def account(soak: Soak, final: Dict[int, Dict[str, Any]]) -> Dict[str, Any]:
         'steady_s': soak.steady,
         'rss_steady': steady_growth(s.rss, soak.seconds + soak.steady / 2)
         if soak.steady else {},
+        'rss_freed_by_shrinking_the_mgr_log_mib': soak.log_memory,
         'rss_mib': s.rss,
     }
 
@@ -625,8 +652,12 @@ def report(result: Dict[str, Any], minutes: float, fail_every: float) -> None:
     st = r['rss_steady']
     if st:
         print(f"RSS growth over the last {st['minutes']:g} min (same load, no failover for "
-              f"{r['steady_s'] / 60:g} min, retention limits reached), MiB/min: bgtasks mgr "
-              f"{st['active']}, control {st['control']}")
+              f"{r['steady_s'] / 60:g} min), MiB/min: bgtasks mgr {st['active']}, control "
+              f"{st['control']}")
+        freed = r['rss_freed_by_shrinking_the_mgr_log_mib']
+        print(f"then RSS given back when the mgr's log of recent lines shrank to one line "
+              f"(log_max_recent 1), MiB: bgtasks mgr {freed.get('bgtasks')}, control "
+              f"{freed.get('control')}")
 
 
 def steady_growth(samples: List[Dict[str, Any]], since: float) -> Dict[str, Optional[float]]:
