@@ -22,10 +22,11 @@ counted exactly its rounds and nothing was left pending.
 Memory: beside it runs a control cluster without bgtasks, idle, whose mgr is failed at the
 same moments; the report sets the active mgr's RSS growth against the control's, and
 against the module's own Python objects (from /metrics): ceph-mgr itself grows while idle.
-A mgr's RSS grows for its first minutes whatever runs in it: its log of recent lines
-(`log_max_recent`, 10,000 lines in a daemon) fills, malloc's per-thread arenas and the
-module's bounded caches fill. With a failover every 5 minutes no mgr lives past that, so
-the figure that must be flat is the growth over the second half of the steady phase.
+A mgr's RSS grows for its first minutes whatever runs in it (its log of recent lines,
+malloc's per-thread arenas and the module's bounded caches fill), and no mgr lives past
+that with a failover every 5 minutes: the figure to judge is the growth over the second
+half of the steady phase. At its end the soak shrinks the mgr's log of recent lines
+(`log_max_recent` 1) and reports the RSS that gave back.
 
 Two bugs (fixed) once kept the REST server down for good after a failover with both mgrs
 on one host (a standby's redirect server keeping the port; serve() dying with

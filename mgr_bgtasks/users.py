@@ -54,10 +54,9 @@ class Users:
         self._lock = threading.Lock()
         self._users: Dict[str, Dict[str, Any]] = {}
         self._sessions: Dict[str, Dict[str, Any]] = {}
-        # username -> (consecutive failures, locked until); memory only, like a rate limit.
-        # username -> (failed logins, locked until, forgotten at). Kept only for a lockout
-        # period after the last failure: any client may try any name, and a record kept
-        # for each name ever tried would grow without end.
+        # username -> (failed logins, locked until, forgotten at); memory only, like a rate
+        # limit. Kept a lockout period after the last failure only: any client may try any
+        # name, and a record kept for each name ever tried would grow without end.
         self._failures: Dict[str, Tuple[int, float, float]] = {}
 
     def load(self) -> None:
