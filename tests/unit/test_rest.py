@@ -233,3 +233,14 @@ def test_failed_logins_are_forgotten_a_lockout_period_later(api: Api) -> None:
     assert r.status == 401
     r = api.call('POST', '/api/auth/login', {'username': 'admin', 'password': 'pw-admin'})
     assert r.status == 200
+
+
+def test_static_files_cost_one_copy_however_they_are_spelled(api: Api) -> None:
+    # Anyone may ask for /static/: each spelling of a file must not keep a copy of it.
+    first = api.call('GET', '/static/style.css')
+    assert first.status == 200
+    for i in range(30):
+        r = api.call('GET', f'/static/x{i}/../style.css')
+        assert r.status == 200 and r.body == first.body
+    assert api.call('GET', '/static/../README.md').status == 404
+    assert len(api.api._frontend._cache) == 1
