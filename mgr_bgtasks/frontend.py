@@ -31,11 +31,13 @@ class Frontend:
 
     def static(self, path: str) -> Optional[Tuple[bytes, str]]:
         """(content, content type) of a file below the folder, or None."""
-        # Keyed by the file, not by the path asked for: a client can spell one file in
-        # endless ways ('a/../app.js', 'b/../app.js'...), and each must not cost a copy.
-        full = os.path.realpath(os.path.join(self.folder, path.lstrip('/')))
-        if full in self._cache:
-            return self._cache[full]
+        # Keyed by the normalised path, not the one asked for: a client can spell one file
+        # in endless ways ('a/../app.js', 'b/../app.js'...), and each must not cost a copy.
+        # Lexical, so a cached file costs no system call.
+        key = os.path.normpath(path.lstrip('/'))
+        if key in self._cache:
+            return self._cache[key]
+        full = os.path.realpath(os.path.join(self.folder, key))
         if not full.startswith(self.folder + os.sep) or not os.path.isfile(full):
             return None
         ext = os.path.splitext(full)[1].lower()
@@ -44,5 +46,5 @@ class Frontend:
             ctype += '; charset=utf-8'
         with open(full, 'rb') as f:
             found = (f.read(), ctype)
-        self._cache[full] = found      # files are installed, not edited in place
+        self._cache[key] = found      # files are installed, not edited in place
         return found

@@ -110,7 +110,10 @@ class Writer:
     @contextlib.contextmanager
     def _key_lock(self, key: str) -> Iterator[None]:
         with self._cond:
-            lock, users = self._key_locks.setdefault(key, (threading.Lock(), [0]))
+            entry = self._key_locks.get(key)
+            if entry is None:
+                entry = self._key_locks[key] = (threading.Lock(), [0])
+            lock, users = entry
             users[0] += 1
         try:
             with lock:
