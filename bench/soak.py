@@ -28,14 +28,26 @@ that with a failover every 5 minutes: the figure to judge is the growth over the
 half of the steady phase. At its end the soak shrinks the mgr's log of recent lines
 (`log_max_recent` 1) and reports the RSS that gave back.
 
+That log is a ring of `log_max_recent` lines (10,000 in a daemon), and each slot keeps the
+largest buffer it ever held: a gathered debug line longer than 1 KiB (at `debug_monc` 10, each
+config-key command in full: the progress module writes back its completed events, ~13 KB,
+three lines every 5 s while events complete) leaves its buffer in its slot until a longer one
+replaces it. Under load the mgr's heap so grows ~0.45 MiB/min for hours before the ring's bound
+(lines x longest line) is reached, however flat the rest is. --log-max-recent sets the ring in
+both clusters, so that its bound is reached within minutes; malloc's arenas still settle for
+about 30 minutes of a mgr's life, so judge flatness on a steady phase longer than that. The
+RSS the shrinking gives back is the ring's own slots (one mapping); the buffers it frees stay
+in malloc's free lists, so heaptrack, not RSS, shows them.
+
 Two bugs (fixed) once kept the REST server down for good after a failover with both mgrs
 on one host (a standby's redirect server keeping the port; serve() dying with
 MGR_MODULE_ERROR "Port N not free"); if REST has not come back 45 s after a failover, the
 soak still works around them (restarts the standby, or fails the mgr over again) and
 counts it under `workarounds`, which should stay empty.
 
-Usage: /usr/bin/python3 bench/soak.py [--minutes 30] [--fail-every 5] [--steady-minutes 10]
-                                      [--osds 1] [--rate 6] [--dir D] [--no-control]
+Usage: /usr/bin/python3 bench/soak.py [--minutes 30] [--fail-every 5] [--steady-minutes 40]
+                                      [--log-max-recent N] [--osds 1] [--rate 6] [--dir D]
+                                      [--no-control]
 """
 import argparse
 import json
@@ -425,8 +437,9 @@ def rss_mib(pid: int) -> Optional[float]:
 def log_memory(cluster: DevCluster) -> Optional[float]:
     """MiB of the active mgr's RSS given back when its log of recent lines shrinks to one
     line (`log_max_recent`, 10,000 in a daemon; besides the lines it writes, it keeps the
-    debug lines it gathers, e.g. every config-key command at debug_monc 10): how much of
-    the growth was that log. Ends the mgr's history of recent lines, so only at the end."""
+    debug lines it gathers, e.g. every config-key command at debug_monc 10): the RSS of the
+    ring's slots, one mapping. The long lines' buffers it frees stay in malloc's free lists,
+    so they do not show here. Ends the mgr's history of recent lines, so only at the end."""
     try:
         name = cluster.mgr_dump().get('active_name')
         pid = cluster.mgr_pid(name) if name else None
@@ -595,10 +608,11 @@ def account(soak: Soak, final: Dict[int, Dict[str, Any]]) -> Dict[str, Any]:
     }
 
 
-def report(result: Dict[str, Any], minutes: float, fail_every: float) -> None:
+def report(result: Dict[str, Any], minutes: float, fail_every: float,
+           log_max_recent: Optional[int]) -> None:
     r = result
     print(f'\n== soak: {minutes:g} min, ceph mgr fail every {fail_every:g} min, '
-          f'max_retained {MAX_RETAINED}')
+          f'max_retained {MAX_RETAINED}, mgr log_max_recent {log_max_recent or "10000 (default)"}')
     print(f"tasks created   {r['created']} (REST {r['created_rest']}, CLI {r['created_cli']})")
     print(f"  finished      {r['finished']} (kept at the end)")
     print(f"  failed        {r['failed']} (with an error) {r['failed_ids'][:10]}")
@@ -657,8 +671,8 @@ def report(result: Dict[str, Any], minutes: float, fail_every: float) -> None:
               f"{st['control']}")
         freed = r['rss_freed_by_shrinking_the_mgr_log_mib']
         print(f"then RSS given back when the mgr's log of recent lines shrank to one line "
-              f"(log_max_recent 1), MiB: bgtasks mgr {freed.get('bgtasks')}, control "
-              f"{freed.get('control')}")
+              f"(log_max_recent 1; its slots only, not the freed buffers of long lines), MiB: "
+              f"bgtasks mgr {freed.get('bgtasks')}, control {freed.get('control')}")
 
 
 def steady_growth(samples: List[Dict[str, Any]], since: float) -> Dict[str, Optional[float]]:
@@ -718,11 +732,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--minutes', type=float, default=30.0)
     parser.add_argument('--fail-every', type=float, default=5.0, help='minutes')
     parser.add_argument('--osds', type=int, default=1)
-    parser.add_argument('--steady-minutes', type=float, default=10.0,
+    parser.add_argument('--steady-minutes', type=float, default=40.0,
                         help='after the failovers, the same load this long without one; the '
                         'RSS growth over its second half is the figure that must be flat')
     parser.add_argument('--rate', type=float, default=6.0,
                         help='REST creates per second (both creators together)')
+    parser.add_argument('--log-max-recent', type=int,
+                        help="the mgrs' log of recent lines, in both clusters (default: "
+                        "Ceph's, 10,000)")
     parser.add_argument('--dir', help='cluster folder (default: a new temporary one)')
     parser.add_argument('--no-control', action='store_true',
                         help='no second, idle cluster without bgtasks to compare mgr RSS with')
@@ -732,16 +749,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     cluster = DevCluster(folder)
     control = None if args.no_control else DevCluster(folder.rstrip('/') + '-control')
     port = free_port()
+    conf = {'mgr': {'log max recent': args.log_max_recent}} if args.log_max_recent else None
     try:
         if control is not None:
-            control.start(mgrs=2, osds=1, enable_module=False)
+            control.start(mgrs=2, osds=1, enable_module=False, conf_overrides=conf)
         t = time.monotonic()
         cluster.start(mgrs=2, osds=args.osds, module_options={
             'server_addr': '127.0.0.1', 'server_port': str(port), 'ssl': 'false',
             'test_round_seconds': str(ROUND_SECONDS), 'max_retained': str(MAX_RETAINED),
             # Retention's `task N deleted by retention` lines must reach the mgr log: the
             # audit log (the cluster log) loses what a mgr had not sent when it respawned.
-            'log_level': 'info'})
+            'log_level': 'info'}, conf_overrides=conf)
         pw = cluster.dir / 'tmp' / 'soak-pw'
         pw.write_text(PASSWORD)
         cluster.ceph('bgtask', 'user', 'create', USER, 'admin', '-i', str(pw))
@@ -759,7 +777,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             control.stop()
         if not args.dir:
             shutil.rmtree(folder, ignore_errors=True)
-    report(result, args.minutes, args.fail_every)
+    report(result, args.minutes, args.fail_every, args.log_max_recent)
     ok = result['lost'] == 0 and result['wrong_results'] == 0 and result['pending'] == 0
     print('SOAK_RESULT ' + json.dumps({k: v for k, v in result.items() if k != 'rss_mib'}
                                       | {'ok': ok, 'rss_mib': result['rss_mib']}))
