@@ -25,8 +25,9 @@ against the module's own Python objects (from /metrics): ceph-mgr itself grows w
 A mgr's RSS grows for its first minutes whatever runs in it (its log of recent lines,
 malloc's per-thread arenas and the module's bounded caches fill), and no mgr lives past
 that with a failover every 5 minutes: the figure to judge is the growth over the second
-half of the steady phase. At its end the soak shrinks the mgr's log of recent lines
-(`log_max_recent` 1) and reports the RSS that gave back.
+half of the steady phase. At its end the soak calls glibc's malloc_trim(0) in each active
+mgr (through gdb, if installed), then shrinks the mgr's log of recent lines
+(`log_max_recent` 1), and reports the RSS each gave back.
 
 That log is a ring of `log_max_recent` lines (10,000 in a daemon), and each slot keeps the
 largest buffer it ever held: a gathered debug line longer than 1 KiB (at `debug_monc` 10, each
@@ -193,6 +194,7 @@ class Soak:
         self.t0 = 0.0
         self.t_end = 0.0
         self.log_memory: Dict[str, Optional[float]] = {}
+        self.trimmed: Dict[str, Optional[float]] = {}
 
     def rest(self) -> Rest:
         return Rest(self.port, self.stats, self.token)
@@ -418,8 +420,10 @@ class Soak:
         with self.stats.lock:
             self.stats.rss.append(rss_snapshot(self.cluster, self.t_end - self.t0))
         if self.steady:
+            self.trimmed = {'bgtasks': malloc_trim(self.cluster)}
             self.log_memory = {'bgtasks': log_memory(self.cluster)}
             if self.control is not None:
+                self.trimmed['control'] = malloc_trim(self.control)
                 self.log_memory['control'] = log_memory(self.control)
 
 
@@ -434,18 +438,37 @@ def rss_mib(pid: int) -> Optional[float]:
     return None
 
 
+def active_mgr(cluster: DevCluster) -> Tuple[Optional[int], List[Any]]:
+    """The active mgr's pid and admin sockets."""
+    try:
+        name = cluster.mgr_dump().get('active_name')
+        return (cluster.mgr_pid(name) if name else None,
+                list(cluster.asok_paths(f'mgr.{name}')) if name else [])
+    except DevClusterError:
+        return None, []
+
+
+def malloc_trim(cluster: DevCluster) -> Optional[float]:
+    """MiB of the active mgr's RSS given back by glibc's malloc_trim(0), called through gdb:
+    heap that was freed but that malloc still held, i.e. RSS growth that was no live data."""
+    pid, _ = active_mgr(cluster)
+    before = rss_mib(pid) if pid else None
+    if before is None or not shutil.which('gdb'):
+        return None
+    cluster.run(['gdb', '-p', str(pid), '-batch', '-ex', 'call (int)malloc_trim(0)'],
+                check=False, timeout=120)
+    time.sleep(2)
+    after = rss_mib(pid)
+    return round(before - after, 1) if after is not None else None
+
+
 def log_memory(cluster: DevCluster) -> Optional[float]:
     """MiB of the active mgr's RSS given back when its log of recent lines shrinks to one
     line (`log_max_recent`, 10,000 in a daemon; besides the lines it writes, it keeps the
     debug lines it gathers, e.g. every config-key command at debug_monc 10): the RSS of the
     ring's slots, one mapping. The long lines' buffers it frees stay in malloc's free lists,
     so they do not show here. Ends the mgr's history of recent lines, so only at the end."""
-    try:
-        name = cluster.mgr_dump().get('active_name')
-        pid = cluster.mgr_pid(name) if name else None
-        socks = cluster.asok_paths(f'mgr.{name}')
-    except DevClusterError:
-        return None
+    pid, socks = active_mgr(cluster)
     before = rss_mib(pid) if pid else None
     if before is None or not socks:
         return None
@@ -603,6 +626,7 @@ def account(soak: Soak, final: Dict[int, Dict[str, Any]]) -> Dict[str, Any]:
         'steady_s': soak.steady,
         'rss_steady': steady_growth(s.rss, soak.seconds + soak.steady / 2)
         if soak.steady else {},
+        'rss_freed_by_malloc_trim_mib': soak.trimmed,
         'rss_freed_by_shrinking_the_mgr_log_mib': soak.log_memory,
         'rss_mib': s.rss,
     }
@@ -669,6 +693,9 @@ def report(result: Dict[str, Any], minutes: float, fail_every: float,
         print(f"RSS growth over the last {st['minutes']:g} min (same load, no failover for "
               f"{r['steady_s'] / 60:g} min), MiB/min: bgtasks mgr {st['active']}, control "
               f"{st['control']}")
+        trimmed = r['rss_freed_by_malloc_trim_mib']
+        print(f"then RSS given back by malloc_trim(0) (freed heap malloc still held), MiB: "
+              f"bgtasks mgr {trimmed.get('bgtasks')}, control {trimmed.get('control')}")
         freed = r['rss_freed_by_shrinking_the_mgr_log_mib']
         print(f"then RSS given back when the mgr's log of recent lines shrank to one line "
               f"(log_max_recent 1; its slots only, not the freed buffers of long lines), MiB: "
