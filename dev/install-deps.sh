@@ -6,6 +6,8 @@ set -euo pipefail
 
 packages=(
     ceph-mon ceph-mgr ceph-osd ceph-common
+    # the peers bgtasks must run beside (test_faults) and is measured against (bench_rest)
+    ceph-mgr-dashboard
     python3-rados python3-rbd python3-cherrypy3 python3-jinja2 python3-prettytable
     cmake tox python3-pytest python3-hypothesis flake8 mypy python3-requests
     chromium
