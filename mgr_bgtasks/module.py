@@ -326,6 +326,10 @@ class Module(MgrModule):
             web.start(addr, int(port), pem)
         except (OSError, NoCertificate, subprocess.SubprocessError) as e:
             self.log.error('REST server not started: %s', e)
+            # No URL for a server that is not there. It also hands the port back: a standby
+            # on this host that took it (racing our rebind after a port change) stands aside
+            # once no active URL is published, and our next try binds.
+            self.set_uri('')
             self._set_health(SERVER_HEALTH, {
                 'severity': 'warning', 'summary': 'bgtasks REST server is not running',
                 'count': 1, 'detail': [str(e)]})
