@@ -660,9 +660,13 @@ def test_module_recovers_after_its_rados_client_is_blocklisted(
             # The module's current handle exists and is registered with the mgr map.
             res = api.get(f'/api/pools/{RBD_POOL}/images')
             assert res.status_code == 200 and [i['name'] for i in res.json()] == [IMAGE]
+            # The mgr sends its clients to the mon with its beacons; a busy mon takes longer.
             addrs = cluster.wait_for(
                 lambda: [a for a in bgtasks_client_addrs(cluster) if a not in blocked],
-                timeout=30, what='a new bgtasks client in `ceph mgr dump` active_clients')
+                timeout=60, what='a new bgtasks client in `ceph mgr dump` active_clients',
+                diag=lambda: f"blocked {blocked}; active_clients "
+                f"{json.dumps(cluster.mgr_dump().get('active_clients'))}\n"
+                + cluster.module_log(mgr=active, records=8))
             for addr in addrs:
                 cluster.ceph('osd', 'blocklist', 'add', addr)
             blocked += addrs
