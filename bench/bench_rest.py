@@ -207,8 +207,7 @@ def expect(status: int, wanted: int, body: bytes, samples: List[str]) -> bool:
 
 def ensure_dashboard_installed() -> None:
     if not os.path.isdir('/usr/share/ceph/mgr/dashboard'):
-        subprocess.run(['bash', os.path.join(REPO, 'dev', 'install-deps.sh'),
-                        'ceph-mgr-dashboard'], check=True)
+        subprocess.run(['bash', os.path.join(REPO, 'dev', 'install-deps.sh')], check=True)
 
 
 def wait_http(cluster: DevCluster, port: int, tls: bool, path: str, what: str) -> None:
