@@ -90,7 +90,7 @@ class Ours:
 
 def run_one(cluster: DevCluster, pool: str, how: str, dash: Dashboard,
             ours: Ours) -> Dict[str, Any]:
-    watcher = Watcher(str(cluster.conf_path), pool, TARGET).start()
+    watcher = Watcher(cluster, pool, TARGET).start()
     try:
         t0 = time.time()
         done = None
@@ -143,7 +143,7 @@ def main() -> None:
                 cluster.ceph('osd', 'pool', 'create', pool, '8', '8')
                 cluster.ceph('osd', 'pool', 'set', pool, 'pg_autoscale_mode', 'off')
                 cluster.ceph('osd', 'pool', 'application', 'enable', pool, 'bench')
-                fill_pool(str(cluster.conf_path), pool, args.objects)
+                fill_pool(cluster, pool, args.objects)
                 cluster.wait_for(lambda: _all_clean(cluster), timeout=300,
                                  what='every PG active+clean')
                 res = run_one(cluster, pool, how, dash, ours)

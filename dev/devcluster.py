@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Throwaway loopback Ceph Pacific cluster for developing and testing the bgtasks mgr module.
+"""Throwaway loopback Ceph cluster for developing and testing the bgtasks mgr module, on the
+host's Ceph (Pacific 16.2) or on Tentacle 20.2 in a chroot (`--release tentacle`, release.py).
 
 Everything a cluster needs (ceph.conf, keyrings, mon/mgr/osd data, logs, pid files, admin
 sockets, the mgr module folder and the CMake-installed module) lives in one folder it owns.
@@ -8,8 +9,8 @@ Several clusters in different folders can run side by side: each mon picks a fre
 CLI (run with /usr/bin/python3; the default folder is <repo>/.dev/cluster, override with --dir
 or BGTASKS_DEV_DIR)::
 
-    dev/devcluster.py start [--mgrs 2] [--osds 3] [--no-module] [--module-option k=v]...
-                            [--extra-module NAME]...
+    dev/devcluster.py start [--release pacific|tentacle] [--mgrs 2] [--osds 3] [--bare]
+                            [--no-module] [--module-option k=v]... [--extra-module NAME]...
     dev/devcluster.py status
     dev/devcluster.py ceph osd tree
     dev/devcluster.py reinstall [--restart]
@@ -19,7 +20,7 @@ Python API (tests, benchmarks)::
 
     sys.path.insert(0, '<repo>/dev')
     from devcluster import DevCluster
-    cluster = DevCluster(tmp_path / 'cluster')
+    cluster = DevCluster(tmp_path / 'cluster', release='tentacle')  # default $BGTASKS_RELEASE
     cluster.start(mgrs=2, osds=3, module_options={'some_option': 5})
     cluster.ceph('bgtask', 'ls', json_out=True)
     cluster.stop()
@@ -31,6 +32,7 @@ import argparse
 import concurrent.futures
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -41,14 +43,20 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, TypeVar
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from release import RELEASES, Release, ReleaseError, release as find_release  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = REPO / '.dev' / 'cluster'
-STOCK_MGR_DIR = Path('/usr/share/ceph/mgr')
 MODULE_NAME = 'bgtasks'
 MGR_NAMES = 'xyzwvutsrq'
 DAEMON_BINARIES = ('ceph-mon', 'ceph-mgr', 'ceph-osd')
 MARKER = '.devcluster'
 STATE_FILE = 'cluster.json'
+LOGIN_FILE = 'login.json'
+DEMO_POOL = 'demo'
+# (image, size, bytes written): some data for the RBD page and for a PG change to move.
+DEMO_IMAGES = (('vm-disk-1', '1G', '48M'), ('vm-disk-2', '512M', '16M'), ('empty', '256M', ''))
 GIB = 1024 ** 3
 # Unix socket paths are limited to 108 bytes (including the terminating NUL).
 MAX_SOCKET_PATH = 107
@@ -79,6 +87,11 @@ class CephCommandError(DevClusterError):
 
 def _binary(name: str) -> str:
     return shutil.which(name) or f'/usr/bin/{name}'
+
+
+def _ceph_binary(name: str) -> str:
+    """A Ceph tool's path as its release sees it (a chroot's PATH is not the host's)."""
+    return f'/usr/bin/{name}'
 
 
 def free_port(host: str = '127.0.0.1') -> int:
@@ -162,7 +175,8 @@ class DevCluster:
     """A loopback Ceph cluster (1 mon, N mgrs, M memstore OSDs) living in `dir`."""
 
     def __init__(self, dir: os.PathLike[str] | str = DEFAULT_DIR,
-                 repo: os.PathLike[str] | str = REPO, verbose: bool = False) -> None:
+                 repo: os.PathLike[str] | str = REPO, verbose: bool = False,
+                 release: Optional[str] = None) -> None:
         self.dir = Path(dir).resolve()
         self.repo = Path(repo).resolve()
         self.verbose = verbose
@@ -176,6 +190,10 @@ class DevCluster:
         self.installed_module = self.prefix_dir / 'share' / 'ceph' / 'mgr' / MODULE_NAME
         self.state_path = self.dir / STATE_FILE
         self._module_enabled = False
+        # A running cluster keeps the release it was started with; start() takes the one
+        # asked for.
+        self._wanted_release = release
+        self.release: Release = find_release(self._state().get('release') or release)
 
     # ------------------------------------------------------------------ basics
 
@@ -188,7 +206,13 @@ class DevCluster:
         env = dict(os.environ)
         env.pop('CEPH_ARGS', None)
         env['CEPH_CONF'] = str(self.conf_path)
-        return env
+        return self.release.env(env)
+
+    def command(self, tool: str, *args: Any) -> List[str]:
+        """argv for a Ceph tool ('ceph', 'rbd', 'rados', ...) of this cluster's release, with
+        `-c <conf>`; run it with env=self.env."""
+        return self.release.command([_ceph_binary(tool), '-c', str(self.conf_path),
+                                     *[str(a) for a in args]])
 
     def _log(self, msg: str) -> None:
         if self.verbose:
@@ -263,6 +287,16 @@ class DevCluster:
             raise CephCommandError(cmd, proc.returncode, proc.stdout, proc.stderr)
         return proc
 
+    def script(self, name: str, *args: Any) -> List[str]:
+        """argv that runs dev/<name> with the Python of this cluster's release (its rados
+        and rbd bindings); run it with env=self.env. The script is copied into the cluster
+        folder, which the release's daemons and tools see."""
+        tools = self.dir / 'tools'
+        tools.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(__file__).resolve().parent / name, tools / name)
+        return self.release.command(['/usr/bin/python3', str(tools / name),
+                                     *[str(a) for a in args]])
+
     def ceph(self, *args: str, json_out: bool = False, check: bool = True, timeout: float = 60,
              input: Optional[str] = None) -> Any:
         """Run `ceph -c <conf> <args>`.
@@ -271,7 +305,14 @@ class DevCluster:
         empty output gives None); raises CephCommandError on a non-zero exit.
         check=False: returns the subprocess.CompletedProcess (returncode/stdout/stderr) as is.
         """
-        cmd = [_binary('ceph'), '-c', str(self.conf_path), *[str(a) for a in args]]
+        args = tuple(str(a) for a in args)
+        if '-i' in args[:-1] and input is None:
+            # The file may lie where a chrooted CLI cannot see it: hand it over on stdin.
+            at = args.index('-i')
+            if args[at + 1] != '-' and self.dir not in Path(args[at + 1]).resolve().parents:
+                input = Path(args[at + 1]).read_text()
+                args = args[:at] + args[at + 2:]
+        cmd = self.command('ceph', *args)
         if json_out:
             cmd += ['-f', 'json']
         if input is not None:
@@ -295,7 +336,7 @@ class DevCluster:
 
     def rados(self, *args: str, check: bool = True, timeout: float = 60) -> str:
         """Run `rados -c <conf> <args>`; returns stdout."""
-        cmd = [_binary('rados'), '-c', str(self.conf_path), *[str(a) for a in args]]
+        cmd = self.command('rados', *args)
         return self.run(cmd, check=check, timeout=timeout).stdout
 
     def wait_for(self, predicate: Callable[[], Optional[T]], timeout: float = 60,
@@ -367,7 +408,7 @@ class DevCluster:
     def _spawn(self, daemon: str, *extra: str, timeout: float = 60) -> None:
         """Start `ceph-<type> -i <id>` (it daemonizes itself and writes its pid file)."""
         dtype, ident = daemon.split('.', 1)
-        cmd = [_binary(f'ceph-{dtype}'), '-c', str(self.conf_path), '-i', ident, *extra]
+        cmd = self.command(f'ceph-{dtype}', '-i', ident, *extra)
         out_path = self.log_dir / f'{daemon}.stdout'
         self._log(' '.join(cmd))
         with open(out_path, 'ab') as out:
@@ -444,10 +485,12 @@ class DevCluster:
 
     def _prepare_module_path(self, install: bool, required: bool) -> bool:
         self.module_path.mkdir(parents=True, exist_ok=True)
-        for entry in sorted(STOCK_MGR_DIR.iterdir()):
+        stock = self.release.stock_mgr_dir
+        for entry in sorted(self.release.host_path(stock).iterdir()):
             if entry.name == '__pycache__':
                 continue
-            (self.module_path / entry.name).symlink_to(entry)
+            # The link resolves where the mgr runs (inside the chroot for one).
+            (self.module_path / entry.name).symlink_to(f'{stock}/{entry.name}')
         if not install:
             return False
         try:
@@ -549,9 +592,15 @@ class DevCluster:
             raise ValueError('need at least one mgr and a non-negative number of OSDs')
         t0 = time.monotonic()
         self.stop()
+        self.release = find_release(self._wanted_release)
         for sub in ('run', 'log', 'crash', 'mon/a', 'tmp'):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         (self.dir / MARKER).write_text('owned by dev/devcluster.py; removed by stop\n')
+        self._save_state({'release': self.release.name})
+        try:
+            self.release.attach(self.dir)
+        except ReleaseError as exc:
+            raise DevClusterError(str(exc)) from exc
         if len(str(self.run_dir / 'client.admin.4194304.asok')) > MAX_SOCKET_PATH:
             print(f'[devcluster] warning: {self.run_dir} is too long for admin sockets; '
                   f'`ceph daemon` will not work', file=sys.stderr)
@@ -563,7 +612,7 @@ class DevCluster:
 
         fsid = str(uuid.uuid4())
         state: Dict[str, Any] = {'fsid': fsid, 'mgrs': names, 'osds': {},
-                                 'repo': str(self.repo)}
+                                 'repo': str(self.repo), 'release': self.release.name}
         self._bootstrap_mon(fsid, state, conf_overrides)
         self._log(f'mon up on port {state["mon_port"]} {time.monotonic() - t0:.1f}s')
 
@@ -598,13 +647,14 @@ class DevCluster:
 
     def _bootstrap_mon(self, fsid: str, state: Dict[str, Any],
                        conf_overrides: Optional[Mapping[str, Mapping[str, Any]]]) -> None:
-        authtool = _binary('ceph-authtool')
+        authtool = _ceph_binary('ceph-authtool')
         if not self.keyring_path.exists():
-            self.run([authtool, '--create-keyring', str(self.keyring_path), '--gen-key',
-                      '-n', 'mon.', '--cap', 'mon', 'allow *'])
-            self.run([authtool, str(self.keyring_path), '--gen-key', '-n', 'client.admin',
-                      '--cap', 'mon', 'allow *', '--cap', 'osd', 'allow *',
-                      '--cap', 'mds', 'allow *', '--cap', 'mgr', 'allow *'])
+            self.run(self.release.command([authtool, '--create-keyring', str(self.keyring_path),
+                                           '--gen-key', '-n', 'mon.', '--cap', 'mon', 'allow *']))
+            self.run(self.release.command([
+                authtool, str(self.keyring_path), '--gen-key', '-n', 'client.admin',
+                '--cap', 'mon', 'allow *', '--cap', 'osd', 'allow *',
+                '--cap', 'mds', 'allow *', '--cap', 'mgr', 'allow *']))
         last_error: Optional[DevClusterError] = None
         for attempt in range(3):
             port = free_port()
@@ -615,11 +665,11 @@ class DevCluster:
             shutil.rmtree(mon_data, ignore_errors=True)
             mon_data.mkdir(parents=True)
             monmap = self.dir / 'tmp' / 'monmap'
-            self.run([_binary('monmaptool'), '--create', '--clobber', '--fsid', fsid,
-                      '--enable-all-features', '--addv', 'a', f'[v2:127.0.0.1:{port}]',
-                      str(monmap)])
-            self.run([_binary('ceph-mon'), '-c', str(self.conf_path), '--mkfs', '-i', 'a',
-                      '--monmap', str(monmap), '--keyring', str(self.keyring_path)])
+            self.run(self.release.command([_ceph_binary('monmaptool'), '--create', '--clobber',
+                                           '--fsid', fsid, '--enable-all-features', '--addv',
+                                           'a', f'[v2:127.0.0.1:{port}]', str(monmap)]))
+            self.run(self.command('ceph-mon', '--mkfs', '-i', 'a', '--monmap', str(monmap),
+                                  '--keyring', str(self.keyring_path)))
             try:
                 self._spawn('mon.a')
             except DevClusterError as exc:
@@ -649,8 +699,8 @@ class DevCluster:
         osd_data.mkdir(parents=True, exist_ok=True)
         self.ceph('auth', 'get-or-create', f'osd.{osd_id}', 'mon', 'allow profile osd',
                   'osd', 'allow *', 'mgr', 'allow profile osd', '-o', str(osd_data / 'keyring'))
-        self.run([_binary('ceph-osd'), '-c', str(self.conf_path), '-i', str(osd_id), '--mkfs',
-                  '--osd-uuid', osd_uuid], timeout=120)
+        self.run(self.command('ceph-osd', '-i', str(osd_id), '--mkfs', '--osd-uuid', osd_uuid),
+                 timeout=120)
         self._spawn(f'osd.{osd_id}')
         return osd_id, osd_uuid
 
@@ -667,6 +717,10 @@ class DevCluster:
             if not self._owned():
                 raise DevClusterError(f'{self.dir} exists but was not created by devcluster '
                                       f'(no {MARKER} file); refusing to remove it')
+            try:
+                self.release.detach(self.dir)
+            except ReleaseError as exc:
+                raise DevClusterError(str(exc)) from exc
             shutil.rmtree(self.dir)
 
     def _owned(self) -> bool:
@@ -996,6 +1050,82 @@ class DevCluster:
             raise DevClusterError(f'{daemon} exited\n' + self._daemon_diag(daemon))
         return pid
 
+    # ------------------------------------------------------------------ for a person
+
+    def populate_demo(self) -> None:
+        """An RBD pool of 8 PGs with a few images, two of them written, so that the web tab's
+        pages show something real and a PG change moves real data."""
+        if any(p['pool_name'] == DEMO_POOL for p in self.ceph('osd', 'dump', json_out=True)
+               ['pools']):
+            return
+        self.ceph('osd', 'pool', 'create', DEMO_POOL, '8', '8')
+        self.ceph('osd', 'pool', 'application', 'enable', DEMO_POOL, 'rbd')
+        self.run(self.command('rbd', 'pool', 'init', DEMO_POOL))
+        for image, size, written in DEMO_IMAGES:
+            self.run(self.command('rbd', 'create', '--size', size, f'{DEMO_POOL}/{image}'))
+            if written:
+                self.run(self.command('rbd', 'bench', '--io-type', 'write', '--io-size', '4M',
+                                      '--io-pattern', 'seq', '--io-total', written,
+                                      f'{DEMO_POOL}/{image}'), timeout=120)
+
+    def login(self) -> tuple[str, str]:
+        """The dev cluster's REST admin (username, password), created on first call; the
+        password is generated once and kept in the cluster folder."""
+        path = self.dir / LOGIN_FILE
+        try:
+            saved = json.loads(path.read_text())
+            return str(saved['username']), str(saved['password'])
+        except (OSError, ValueError, KeyError):
+            pass
+        username, password = 'admin', secrets.token_urlsafe(12)
+        pw_file = self.dir / 'tmp' / 'admin-password'
+        pw_file.parent.mkdir(parents=True, exist_ok=True)
+        pw_file.write_text(password)
+        try:
+            self.ceph('bgtask', 'user', 'create', username, 'admin', '-i', str(pw_file))
+        finally:
+            pw_file.unlink()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'w') as f:
+            json.dump({'username': username, 'password': password}, f)
+        return username, password
+
+    def url(self, timeout: float = 60) -> str:
+        """The web tab's URL as `ceph mgr services` publishes it."""
+        return self.wait_for(
+            lambda: (self._ceph_json('mgr', 'services') or {}).get(MODULE_NAME),
+            timeout=timeout, interval=0.5, what='bgtasks in `ceph mgr services`',
+            diag=self.module_log)
+
+    def version(self) -> str:
+        """The Ceph version the cluster's mgrs run ('ceph version 20.2.4 (...) tentacle ...')."""
+        mgrs = (self._ceph_json('versions') or {}).get('mgr', {})
+        return ', '.join(sorted(mgrs)) or 'unknown'
+
+    def welcome(self) -> List[str]:
+        """What `dev/cluster start` and `status` print: how to reach the cluster and the tab."""
+        username, password = self.login()
+        tool = 'dev/cluster' if self.dir == DEFAULT_DIR.resolve() else \
+            f'dev/cluster --dir {self.dir}'
+        return [f'export CEPH_CONF={self.conf_path}',
+                f'URL:      {self.url()}',
+                f'username: {username}',
+                f'password: {password}',
+                f'try:      {tool} ceph bgtask test 10',
+                f'          {tool} ceph bgtask set-pg-num {DEMO_POOL} 32',
+                f'          {tool} ceph bgtask rbd-perf']
+
+    def _module_on(self) -> bool:
+        ls = self._ceph_json('mgr', 'module', 'ls')
+        return bool(ls) and MODULE_NAME in ls.get('enabled_modules', [])
+
+    def up(self, timeout: float = 10) -> bool:
+        """Whether this folder's cluster runs and its mgr is available."""
+        if not self.conf_path.exists() or not self.is_running():
+            return False
+        stat = self._ceph_json('mgr', 'stat', timeout=timeout)
+        return bool(stat and stat.get('available'))
+
     # ------------------------------------------------------------------ summary
 
     def summary(self) -> str:
@@ -1046,6 +1176,50 @@ def _split_ceph_args(argv: List[str]) -> tuple[List[str], Optional[List[str]]]:
     return argv, None
 
 
+def _start(cluster: DevCluster, args: argparse.Namespace) -> int:
+    if cluster.up():
+        running = cluster.release.name
+        if args.release and args.release != running:
+            print(f'devcluster: the cluster in {cluster.dir} runs {running}, not '
+                  f'{args.release}; `dev/cluster stop` it first', file=sys.stderr)
+            return 1
+        print(f'cluster already up in {cluster.dir} ({running}): {cluster.version()}',
+              file=sys.stderr)
+    else:
+        t0 = time.monotonic()
+        interrupted: List[int] = []
+
+        def on_interrupt(signum: int, frame: Any) -> None:
+            interrupted.append(signum)
+            raise KeyboardInterrupt
+
+        # A terminal's Ctrl-C also kills the `ceph` command running: whatever error that
+        # raises first, an interrupt is an interrupt.
+        signal.signal(signal.SIGINT, on_interrupt)
+        try:
+            cluster.start(mgrs=args.mgrs, osds=args.osds, enable_module=not args.no_module,
+                          module_options=dict(args.module_option),
+                          extra_modules=args.extra_module)
+            if not args.bare:
+                cluster.populate_demo()
+        except BaseException:
+            if not interrupted:
+                raise
+            # Daemons detach from the terminal: without this they would outlive the Ctrl-C.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            print('\ninterrupted: stopping what was started', file=sys.stderr)
+            cluster.stop()
+            return 130
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print(f'started in {time.monotonic() - t0:.1f}s: {cluster.summary()}; '
+              f'{cluster.version()}', file=sys.stderr)
+    if cluster._module_on():
+        print('\n'.join(cluster.welcome()))
+    else:
+        print(f'export CEPH_CONF={cluster.conf_path}')
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     argv, ceph_args = _split_ceph_args(argv)
@@ -1055,7 +1229,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help='cluster folder (default: $BGTASKS_DEV_DIR or <repo>/.dev/cluster)')
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], parents=[common])
     sub = parser.add_subparsers(dest='command', required=True)
-    p_start = sub.add_parser('start', parents=[common], help='(re)create and start the cluster')
+    p_start = sub.add_parser('start', parents=[common],
+                             help='create and start the cluster (nothing to do if it is up)')
+    p_start.add_argument('--release', choices=RELEASES, default=None,
+                         help='Ceph to run: the host\'s pacific (default, or $BGTASKS_RELEASE) '
+                              'or tentacle (a chroot, built the first time)')
+    p_start.add_argument('--bare', action='store_true',
+                         help='no demo pool and images')
     p_start.add_argument('--mgrs', type=int, default=2)
     p_start.add_argument('--osds', type=int, default=3)
     p_start.add_argument('--no-module', action='store_true', help='do not enable bgtasks')
@@ -1073,18 +1253,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     sub.add_parser('ceph', parents=[common], help='run the ceph CLI against the cluster')
     args = parser.parse_args(argv)
 
-    cluster = DevCluster(getattr(args, 'dir', None) or _default_dir(),
-                         verbose=not getattr(args, 'quiet', False))
+    try:
+        cluster = DevCluster(getattr(args, 'dir', None) or _default_dir(),
+                             verbose=not getattr(args, 'quiet', False),
+                             release=getattr(args, 'release', None))
+    except ReleaseError as exc:
+        print(f'devcluster: {exc}', file=sys.stderr)
+        return 1
     try:
         if args.command == 'start':
-            t0 = time.monotonic()
-            cluster.start(mgrs=args.mgrs, osds=args.osds, enable_module=not args.no_module,
-                          module_options=dict(args.module_option),
-                          extra_modules=args.extra_module)
-            print(f'started in {time.monotonic() - t0:.1f}s', file=sys.stderr)
-            print(f'export CEPH_CONF={cluster.conf_path}')
-            print(cluster.summary())
+            return _start(cluster, args)
         elif args.command == 'stop':
+            if not cluster.dir.exists():
+                print(f'no cluster in {cluster.dir}; nothing to stop')
+                return 0
             cluster.stop()
             print(f'stopped and removed {cluster.dir}')
         elif args.command == 'status':
@@ -1094,7 +1276,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             proc = cluster.ceph('-s', check=False, timeout=30)
             sys.stdout.write(proc.stdout)
             sys.stderr.write(proc.stderr)
-            return int(proc.returncode)
+            if proc.returncode != 0:
+                return int(proc.returncode)
+            if cluster._module_on():
+                print('\n'.join(cluster.welcome()))
         elif args.command == 'reinstall':
             path = cluster.reinstall_module(restart=args.restart)
             print(f'installed {path}')
@@ -1102,8 +1287,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             if not cluster.conf_path.exists():
                 print(f'no cluster in {cluster.dir}', file=sys.stderr)
                 return 1
-            cmd = [_binary('ceph'), '-c', str(cluster.conf_path), *(ceph_args or [])]
-            return subprocess.call(cmd, env=cluster.env)
+            return subprocess.call(cluster.command('ceph', *(ceph_args or [])), env=cluster.env)
     except DevClusterError as exc:
         print(f'devcluster: {exc}', file=sys.stderr)
         return 1

@@ -3,16 +3,24 @@
 Settled: pg_num == pg_num_target == pgp_num == pgp_num_target == N, and every PG of the
 pool is active+clean with its stats' up/acting equal to what `pg map` (the current OSD
 map) assigns. It asks the cluster over librados, as an operator's script would.
+
+The librados part runs as a script with the cluster's own release's Python (a Pacific
+client cannot log in to a Tentacle cluster, whose keys are AES-256):
+    pgwatch.py watch POOL TARGET [INTERVAL]    one JSON line per look: {"t": time, "ok": bool}
+    pgwatch.py fill POOL OBJECTS [SIZE]        writes objects so placement changes move data
+The host side (Watcher, fill_pool, pool_info) takes a DevCluster and runs the script.
 """
 import json
+import subprocess
+import sys
 import threading
 import time
 from typing import Any, Dict, List, Optional
 
-import rados
+# ---------------------------------------------------------------- in the cluster's release
 
 
-def _cmd(r: rados.Rados, mgr: bool, **cmd: Any) -> Any:
+def _cmd(r: Any, mgr: bool, **cmd: Any) -> Any:
     cmd['format'] = 'json'
     call = r.mgr_command if mgr else r.mon_command
     ret, out, err = call(json.dumps(cmd), b'', timeout=30)
@@ -21,15 +29,15 @@ def _cmd(r: rados.Rados, mgr: bool, **cmd: Any) -> Any:
     return json.loads(out)
 
 
-def pool_info(r: rados.Rados, name: str) -> Optional[Dict[str, Any]]:
+def _pool(r: Any, name: str) -> Optional[Dict[str, Any]]:
     for p in _cmd(r, False, prefix='osd pool ls', detail='detail'):
         if p['pool_name'] == name:
             return dict(p)
     return None
 
 
-def settled(r: rados.Rados, name: str, target: int) -> bool:
-    pool = pool_info(r, name)
+def settled(r: Any, name: str, target: int) -> bool:
+    pool = _pool(r, name)
     if pool is None or not (pool['pg_num'] == pool['pg_num_target'] == target
                             == pool['pg_placement_num'] == pool['pg_placement_num_target']):
         return False
@@ -45,18 +53,48 @@ def settled(r: rados.Rados, name: str, target: int) -> bool:
     return True
 
 
-class Watcher:
-    """Polls `settled` every `interval` seconds in a thread; remembers when the pool was
-    last seen unsettled and first seen settled after that."""
+def _connect() -> Any:
+    import rados
+    r = rados.Rados(conffile='')     # CEPH_CONF names the cluster
+    r.connect()
+    return r
 
-    def __init__(self, conf: str, name: str, target: int, interval: float = 0.2) -> None:
-        self.name, self.target, self.interval = name, target, interval
-        self.r = rados.Rados(conffile=conf)
-        self.r.connect()
+
+def _watch(pool: str, target: int, interval: float) -> None:
+    r = _connect()
+    while True:
+        t = time.time()
+        print(json.dumps({'t': t, 'ok': settled(r, pool, target)}), flush=True)
+        time.sleep(interval)
+
+
+def _fill(pool: str, objects: int, size: int) -> None:
+    r = _connect()
+    try:
+        with r.open_ioctx(pool) as io:
+            data = b'x' * size
+            pending = [io.aio_write_full(f'obj-{i}', data) for i in range(objects)]
+            for c in pending:
+                c.wait_for_complete()
+    finally:
+        r.shutdown()
+
+
+# ---------------------------------------------------------------- on the host
+
+
+class Watcher:
+    """Looks every `interval` seconds whether the pool has settled; remembers when the pool
+    was last seen unsettled and first seen settled after that."""
+
+    def __init__(self, cluster: Any, name: str, target: int, interval: float = 0.2) -> None:
+        self.name, self.target = name, target
         self.last_unsettled: Optional[float] = None
         self.settled_at: Optional[float] = None
         self.samples: List[bool] = []
-        self._stop = threading.Event()
+        self._proc = subprocess.Popen(
+            cluster.script('pgwatch.py', 'watch', name, target, interval), env=cluster.env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> 'Watcher':
@@ -64,39 +102,57 @@ class Watcher:
         return self
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            t = time.time()
-            ok = settled(self.r, self.name, self.target)
-            self.samples.append(ok)
-            if ok and self.settled_at is None:
-                self.settled_at = t
-            elif not ok:
-                self.last_unsettled, self.settled_at = t, None
-            self._stop.wait(self.interval)
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            look = json.loads(line)
+            self.samples.append(bool(look['ok']))
+            if look['ok'] and self.settled_at is None:
+                self.settled_at = float(look['t'])
+            elif not look['ok']:
+                self.last_unsettled, self.settled_at = float(look['t']), None
 
     def wait_settled(self, timeout: float) -> float:
         end = time.time() + timeout
         while self.settled_at is None:
             if time.time() > end:
                 raise TimeoutError(f'pool {self.name} did not settle in {timeout} s')
+            if self._proc.poll() is not None:
+                raise RuntimeError(f'the watcher of pool {self.name} exited '
+                                   f'({self._proc.returncode})')
             time.sleep(0.05)
         return self.settled_at
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.r.shutdown()
+        self._proc.terminate()
+        try:
+            self._proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._thread.join(10)
 
 
-def fill_pool(conf: str, name: str, objects: int, size: int = 4096) -> None:
+def fill_pool(cluster: Any, name: str, objects: int, size: int = 4096) -> None:
     """Writes `objects` objects so that placement changes really move data."""
-    r = rados.Rados(conffile=conf)
-    r.connect()
+    cluster.run(cluster.script('pgwatch.py', 'fill', name, objects, size), timeout=300)
+
+
+def pool_info(cluster: Any, name: str) -> Optional[Dict[str, Any]]:
+    for p in cluster.ceph('osd', 'pool', 'ls', 'detail', json_out=True):
+        if p['pool_name'] == name:
+            return dict(p)
+    return None
+
+
+if __name__ == '__main__':
+    verb, pool_name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    extra = sys.argv[4:]
     try:
-        with r.open_ioctx(name) as io:
-            data = b'x' * size
-            pending = [io.aio_write_full(f'obj-{i}', data) for i in range(objects)]
-            for c in pending:
-                c.wait_for_complete()
-    finally:
-        r.shutdown()
+        if verb == 'watch':
+            _watch(pool_name, count, float(extra[0]) if extra else 0.2)
+        elif verb == 'fill':
+            _fill(pool_name, count, int(extra[0]) if extra else 4096)
+        else:
+            sys.exit(f'unknown verb {verb!r}')
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass

@@ -23,6 +23,20 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 sys.path.insert(0, os.path.join(REPO, 'dev'))
 
 from devcluster import DevCluster, free_port  # noqa: E402
+from release import release  # noqa: E402
+
+
+# The Ceph version every cluster of the run reported, for the summary.
+CEPH_VERSIONS: List[str] = []
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f'bgtasks integration tests on Ceph {release().name} (BGTASKS_RELEASE)'
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for version in dict.fromkeys(CEPH_VERSIONS):
+        terminalreporter.write_line(f'Ceph under test ({release().name}): {version}')
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -86,6 +100,7 @@ def cluster(rest_port: int) -> Iterator[DevCluster]:
         c.start(mgrs=2, osds=3, module_options={'test_round_seconds': '0.5',
                                                 'server_addr': '127.0.0.1',
                                                 'server_port': str(rest_port)})
+        CEPH_VERSIONS.append(c.version())
         yield c
     finally:
         c.stop()
@@ -301,8 +316,7 @@ def start_mon(cluster: DevCluster, argv: List[str], ident: str = 'a',
 
 
 def rbd(cluster: DevCluster, *args: str) -> str:
-    return subprocess.run(['rbd', '-c', str(cluster.conf_path), *args], check=True,
-                          capture_output=True, text=True, timeout=120).stdout
+    return cluster.run(cluster.command('rbd', *args), timeout=120).stdout
 
 
 class RbdLoad:
@@ -314,10 +328,10 @@ class RbdLoad:
         rbd(cluster, 'config', 'image', 'set', f'{pool}/{image}', 'rbd_qos_iops_limit',
             str(iops))
         self.proc = subprocess.Popen(
-            ['rbd', '-c', str(cluster.conf_path), 'bench', '--io-type', io_type,
-             '--io-size', '4096', '--io-threads', '2', '--io-total', '100G',
-             '--io-pattern', 'rand', f'{pool}/{image}'],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cluster.command('rbd', 'bench', '--io-type', io_type, '--io-size', '4096',
+                            '--io-threads', '2', '--io-total', '100G', '--io-pattern', 'rand',
+                            f'{pool}/{image}'),
+            env=cluster.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:
         self.proc.terminate()

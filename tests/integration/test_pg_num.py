@@ -12,12 +12,22 @@ from pgwatch import Watcher, fill_pool, pool_info
 OBJECTS = 300
 
 
+@pytest.fixture(scope='module', autouse=True)
+def bigger_placement_steps(cluster: DevCluster) -> Iterator[None]:
+    """The mgr moves pgp_num in steps that keep misplaced objects under this ratio: the
+    default 5 % makes many small steps, each waiting for PG stats. Fewer steps, the same
+    settle rule to meet."""
+    cluster.ceph('config', 'set', 'mgr', 'target_max_misplaced_ratio', '0.5')
+    yield
+    cluster.ceph('config', 'rm', 'mgr', 'target_max_misplaced_ratio')
+
+
 @pytest.fixture
 def pool(cluster: DevCluster, request: pytest.FixtureRequest) -> Iterator[str]:
     name = 'pg-' + request.node.name.replace('test_', '').replace('_', '-')[:40]
     cluster.ceph('osd', 'pool', 'create', name, '8', '8')
     cluster.ceph('osd', 'pool', 'set', name, 'pg_autoscale_mode', 'off')
-    fill_pool(str(cluster.conf_path), name, OBJECTS)
+    fill_pool(cluster, name, OBJECTS)
     yield name
     cluster.ceph('osd', 'pool', 'rm', name, name, '--yes-i-really-really-mean-it',
                  check=False)
@@ -30,7 +40,7 @@ def ended_ts(task: Dict[str, Any]) -> float:
 
 def run_watched(cluster: DevCluster, bg: Bgtask, pool: str, target: int,
                 start: Any) -> Tuple[Dict[str, Any], Watcher]:
-    watcher = Watcher(str(cluster.conf_path), pool, target).start()
+    watcher = Watcher(cluster, pool, target).start()
     try:
         task = start()
         done = bg.wait_task(task['id'], lambda t: t['state'] != 'pending', timeout=240)
@@ -99,18 +109,11 @@ def test_refusals(cluster: DevCluster, bg: Bgtask, api: RestApi, pool: str) -> N
         assert r.status_code == 409
         task = bg.json('set-pg-num', 'pg-auto', '16', '--autoscale', 'off')
         bg.wait_task(task['id'], lambda t: t['state'] == 'finished', timeout=120)
-        assert pool_info(_rados(cluster), 'pg-auto')['pg_autoscale_mode'] == 'off'
+        assert pool_info(cluster, 'pg-auto')['pg_autoscale_mode'] == 'off'
     finally:
         cluster.ceph('osd', 'pool', 'rm', 'pg-auto', 'pg-auto', '--yes-i-really-really-mean-it')
     bg.wait_task(first['id'], lambda t: t['state'] == 'finished', timeout=240)
     assert no_module_error(cluster)
-
-
-def _rados(cluster: DevCluster) -> Any:
-    import rados
-    r = rados.Rados(conffile=str(cluster.conf_path))
-    r.connect()
-    return r
 
 
 def test_delete_while_pending_aborts_and_ceph_goes_on(cluster: DevCluster, bg: Bgtask,
@@ -120,11 +123,7 @@ def test_delete_while_pending_aborts_and_ceph_goes_on(cluster: DevCluster, bg: B
     aborted = bg.json('rm', str(task['id']), '--yes-i-really-mean-it')
     assert aborted['status'] == 'Aborted'
     # Nothing is revoked: the targets stay and the mgr keeps stepping towards them.
-    r = _rados(cluster)
-    try:
-        assert pool_info(r, pool)['pg_num_target'] == 16
-    finally:
-        r.shutdown()
+    assert pool_info(cluster, pool)['pg_num_target'] == 16
     time.sleep(2)
     assert bg.show(task['id'])['status'] == 'Aborted'
 

@@ -6,7 +6,6 @@ dashboard's own task list showing a bgtasks task. Each flow saves a screenshot u
 test-output/ (ui-*.png)."""
 import concurrent.futures
 import json
-import os
 import re
 import subprocess
 import threading
@@ -518,9 +517,8 @@ def rbd_image(cluster: DevCluster) -> Iterator[str]:
     pool, image = 'ui-rbd', 'disk1'
     cluster.ceph('osd', 'pool', 'create', pool, '8', '8')
     cluster.ceph('osd', 'pool', 'set', pool, 'pg_autoscale_mode', 'off')
-    subprocess.run(['rbd', 'pool', 'init', pool], env=cluster.env, check=True, timeout=60)
-    subprocess.run(['rbd', 'create', '--size', '64M', f'{pool}/{image}'], env=cluster.env,
-                   check=True, timeout=60)
+    cluster.run(cluster.command('rbd', 'pool', 'init', pool))
+    cluster.run(cluster.command('rbd', 'create', '--size', '64M', f'{pool}/{image}'))
     yield f'{pool}/{image}'
     cluster.ceph('osd', 'pool', 'rm', pool, pool, '--yes-i-really-really-mean-it', check=False)
 
@@ -557,9 +555,10 @@ def test_rbd_perf_run_shows_a_table_and_charts(ui: Ui, rbd_image: str, cluster: 
     ui.login(fragment=f'#/rbd/{pool}')
     page = ui.page
     page.fill('#perf-seconds', '10')     # each OSD reports every 5 s; the first is dropped
-    bench = subprocess.Popen(['rbd', 'bench', '--io-type', 'write', '--io-size', '4096',
-                              '--io-threads', '2', '--io-total', '256M', '--io-pattern', 'rand',
-                              rbd_image], env=cluster.env, stdout=subprocess.DEVNULL,
+    bench = subprocess.Popen(cluster.command('rbd', 'bench', '--io-type', 'write', '--io-size',
+                                             '4096', '--io-threads', '2', '--io-total', '256M',
+                                             '--io-pattern', 'rand', rbd_image),
+                             env=cluster.env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     try:
         with page.expect_response(lambda r: r.url.endswith('/api/taskqueue/rbd_perf')) as res:
@@ -729,7 +728,8 @@ def dashboard(cluster: DevCluster, api: RestApi) -> Iterator[str]:
     """The Ceph dashboard on the session's cluster (plain HTTP on 127.0.0.1); each mgr gets a
     port of its own, so the standby's "I am only a standby" page never takes the active's."""
     # dev/install-deps.sh installs it: missing is a broken setup, not a reason to skip
-    assert os.path.isdir('/usr/share/ceph/mgr/dashboard'), 'ceph-mgr-dashboard is not installed'
+    assert cluster.release.host_path('/usr/share/ceph/mgr/dashboard').is_dir(), \
+        f'ceph-mgr-dashboard is not installed for {cluster.release.name}'
     cluster.ceph('config', 'set', 'mgr', 'mgr/dashboard/ssl', 'false')
     cluster.ceph('config', 'set', 'mgr', 'mgr/dashboard/server_addr', '127.0.0.1')
     for name in cluster.mgr_names:
