@@ -17,13 +17,13 @@ import rbd
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import urlparse
 
-from mgr_module import (CLIReadCommand, CLIWriteCommand, HandleCommandResult, MgrModule,
-                        MgrStandbyModule, NotifyType, Option)
+from mgr_module import HandleCommandResult, MgrModule, MgrStandbyModule, NotifyType, Option
 from mgr_util import build_url, get_default_addr
 
 from .audit import AuditLog
 from .clock import Clock
 from .cluster import MonCommandError
+from .compat import CLIReadCommand, CLIWriteCommand, Commands, standby_cleanup
 from .engine import Engine
 from .errors import BgtaskError, Invalid
 from .kind import Context
@@ -203,7 +203,7 @@ def command(func: Callable[..., HandleCommandResult]) -> Callable[..., HandleCom
     return wrapper
 
 
-class Module(MgrModule):
+class Module(Commands, MgrModule):
     MODULE_OPTIONS: List[Option] = [
         Option('max_workers', type='int', default=4, min=1, max=64, runtime=True,
                desc='how many task steps may run at the same time'),
@@ -443,10 +443,7 @@ class StandbyModule(MgrStandbyModule):
         self._stop = threading.Event()
 
     def __del__(self) -> None:
-        # MgrStandbyModule.__del__ also removes the root logger's handlers, which the
-        # active Module made in this same interpreter when this mgr took over: its log
-        # lines would stop. Clean up, but leave logging alone.
-        self._cleanup()
+        standby_cleanup(self)
 
     def _redirect(self, req: Request) -> Response:
         active = self.get_active_uri()
