@@ -28,6 +28,7 @@ import os
 import signal
 import re
 import shutil
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -41,6 +42,7 @@ from conftest import (REST_ADMIN, Bgtask, RbdLoad, RestApi, kill_mon, no_module_
                       start_mon)
 from devcluster import DevCluster, DevClusterTimeout, free_port
 from pgwatch import fill_pool
+from release import release
 
 ROUND_SECONDS = '0.5'        # what the session cluster runs with
 RBD_POOL = 'faults-rbd'
@@ -73,7 +75,7 @@ def filled_pool(cluster: DevCluster, request: pytest.FixtureRequest) -> Iterator
     name = 'faults-' + request.node.name.replace('test_', '').replace('_', '-')[:30]
     cluster.ceph('osd', 'pool', 'create', name, '8', '8')
     cluster.ceph('osd', 'pool', 'set', name, 'pg_autoscale_mode', 'off')
-    fill_pool(str(cluster.conf_path), name, OBJECTS)
+    fill_pool(cluster, name, OBJECTS)
     yield name
     remove_pool(cluster, name)
 
@@ -823,8 +825,29 @@ def http_status(url: str) -> int:
         return 0
 
 
+def interpreter_modes() -> List[str]:
+    """The ways the mgr can load modules: Tentacle shares one interpreter among all of them
+    unless `mgr_subinterpreter_modules` says otherwise; Pacific gives each its own."""
+    # `ceph-conf` of the release knows its options; no cluster is needed to ask.
+    rel = release()
+    known = subprocess.run(rel.command(['/usr/bin/ceph-conf', '-c', '/dev/null',
+                                        '--show-config-value', 'mgr_subinterpreter_modules']),
+                           env=rel.env(dict(os.environ)), capture_output=True,
+                           timeout=60).returncode == 0
+    return ['shared', 'subinterpreters'] if known else ['own interpreter each']
+
+
+def answers_json(url: str) -> bool:
+    return http_status(url) == 200
+
+
+@pytest.mark.parametrize('mode', interpreter_modes())
 def test_runs_beside_dashboard_and_prometheus(cluster: DevCluster, bg: Bgtask, api: RestApi,
-                                              run: Run) -> None:
+                                              run: Run, mode: str) -> None:
+    if mode == 'subinterpreters':
+        cluster.ceph('config', 'set', 'mgr', 'mgr_subinterpreter_modules', '*')
+        cluster.restart_mgrs()
+        settle(cluster, api)
     # Each mgr gets ports of its own for the two (both read them per mgr), so their standby
     # servers do not race the active one for a shared port on this one host.
     names = cluster.mgr_names
@@ -868,11 +891,42 @@ def test_runs_beside_dashboard_and_prometheus(cluster: DevCluster, bg: Bgtask, a
         assert 'MGR_MODULE_ERROR' not in checks and 'BGTASKS_SERVER_DOWN' not in checks, checks
         assert cluster.active_mgr() == active
         assert_judged(run, ended)
+
+        # Ours rebinds without a mgr restart: theirs stay up (one interpreter shares
+        # CherryPy's globals on Tentacle: stopping its engine would stop all three).
+        old_port = api.port
+        api.port = free_port()
+        cluster.ceph('config', 'set', 'mgr', 'mgr/bgtasks/server_port', str(api.port))
+        api.wait_answers(timeout=60)
+        for url in (dashboard + '/', prometheus + '/metrics'):
+            assert answers_json(url), f'{url} stopped answering when bgtasks rebound ({mode})'
+
+        def others_answer() -> bool:
+            active = cluster.active_mgr()
+            return all(answers_json(u) for u in (
+                f"http://127.0.0.1:{ports[('dashboard', active)]}/",
+                f"http://127.0.0.1:{ports[('prometheus', active)]}/metrics"))
+
+        # Disabling us leaves them serving; disabling one of them leaves us serving.
+        cluster.ceph('mgr', 'module', 'disable', 'bgtasks')
+        cluster.wait_for(others_answer, timeout=90,
+                         what=f'dashboard and prometheus after bgtasks was disabled ({mode})')
+        cluster.enable_module('bgtasks')
+        api.wait_answers()
+        cluster.ceph('mgr', 'module', 'disable', 'prometheus')
+        cluster.wait_for(lambda: answers_json(api.url('/api/openapi.json')), timeout=90,
+                         what=f'bgtasks after prometheus was disabled ({mode})')
+        assert run.test_task(2, 'rest') > 0
+        api.port = old_port
     finally:
         for module in ('prometheus', 'dashboard'):
             cluster.ceph('mgr', 'module', 'disable', module, check=False)
         for key in options:
             cluster.ceph('config', 'rm', 'mgr', key, check=False)
+        cluster.ceph('config', 'set', 'mgr', 'mgr/bgtasks/server_port', str(api.port))
+        if mode == 'subinterpreters':
+            cluster.ceph('config', 'rm', 'mgr', 'mgr_subinterpreter_modules')
+            cluster.restart_mgrs()
         settle(cluster, api)
 
 
