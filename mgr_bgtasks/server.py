@@ -1,49 +1,54 @@
-"""CherryPy inside ceph-mgr: starting, stopping and rebinding the module's web server,
-and turning CherryPy requests into `rest.Request`s.
+"""The module's web server: a cheroot WSGI server of its own, and a bare WSGI app that turns
+requests into `rest.Request`s.
 
-Each mgr module has its own interpreter and so its own CherryPy; we follow the
-prometheus module's way of running it.
+On Ceph Tentacle every mgr module runs in one Python interpreter, so CherryPy's engine, config
+and tree, the `logging` module and `os` are shared with the dashboard and prometheus modules:
+configuring, starting or stopping any of them would reconfigure, start or stop those modules'
+servers too. Nothing here touches CherryPy. Each WebServer owns a cheroot server object and its
+threads, which only its own start() and stop() affect, and it logs through this module's logger.
 """
+import errno
 import json
 import logging
-import os
 import shutil
-import re
 import socket
+import ssl
+import sys
 import tempfile
+import threading
 import traceback
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs
 
-import cherrypy
-from cherrypy.process.wspbus import ChannelFailures
+from cheroot import errors as cheroot_errors
+from cheroot import server as cheroot_server
+from cheroot import wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from .rest import BODY_TOO_LARGE, COOKIE, MAX_BODY, Request, Response
 from .tls import write_pair
 
 log = logging.getLogger(__name__)
 
-
-def _no_exit(status: int) -> None:
-    pass
-
-
-# CherryPy calls os._exit when a start listener fails, which would kill the whole mgr.
-setattr(os, '_exit', _no_exit)
-
-
 # Refused bodies up to this size are read to their end before the answer.
 DRAIN_BYTES = 1 << 20
+WORKERS = 32
+SOCKET_TIMEOUT = 10
+# Headers beyond this are refused (413) by cheroot; bodies have no limit there, the app has one.
+MAX_HEADER_BYTES = 500 * 1024
+# How long stop() waits for the serving thread after cheroot's own stop has returned.
+JOIN_SECONDS = 10
+THREAD_NAME = 'bgtasks-web'
 Environ = Dict[str, Any]
 StartResponse = Callable[[str, List[Tuple[str, str]]], Any]
 
 
 class _App:
-    """A bare WSGI application on CherryPy's server: CherryPy's own request machinery
-    (tools, hooks, dispatch) would cost more per request than our whole handler, and the
-    mgr's one GIL makes every step of it felt."""
+    """A bare WSGI application on cheroot: a framework's request machinery (tools, hooks,
+    dispatch) would cost more per request than our whole handler, and the mgr's one GIL makes
+    every step of it felt."""
 
     def __init__(self, handle: Callable[[Request], Response]) -> None:
         self._handle = handle
@@ -97,7 +102,7 @@ class _App:
             if 'CONTENT_TYPE' in environ:
                 headers['content-type'] = environ['CONTENT_TYPE']
             resp = self._handle(Request(
-                method=method, path=_wsgi_str(environ.get('PATH_INFO', '')),
+                method=method, path=_wsgi_str(_one_slash(environ.get('PATH_INFO', ''))),
                 query=parse_qs(_wsgi_str(environ.get('QUERY_STRING', '')),
                                keep_blank_values=True),
                 headers=headers, body=body, cookie_token=morsel.value if morsel else None,
@@ -132,6 +137,14 @@ def _drain(stream: Any, limit: int) -> bool:
     return False
 
 
+def _one_slash(path: str) -> str:
+    # Runs of slashes count as one ('/api//taskqueue' is '/api/taskqueue'), and a request for
+    # 'http://host' (no path) asks for '/'.
+    while '//' in path:
+        path = path.replace('//', '/')
+    return path or '/'
+
+
 def _wsgi_str(value: str) -> str:
     # WSGI hands the request line's bytes over as latin-1; paths and queries are UTF-8.
     return value.encode('latin-1').decode('utf-8', 'replace')
@@ -144,17 +157,67 @@ def _reason(status: int) -> str:
         return 'Unknown'
 
 
-class _QuietTlsProbes(logging.Filter):
-    """cheroot logs a traceback at ERROR whenever a client closes a TLS connection before
-    its handshake (a port probe, CherryPy's own start-up check, a load balancer's health
-    check): nothing is wrong then, and the mgr log must not cry wolf."""
+# A client that went away or never spoke TLS: a port probe or a health check that closes
+# before or during the handshake, a scanner offering old TLS versions, plain HTTP on the TLS
+# port, a connection reset halfway through a request. Nothing is wrong with us then, and the mgr
+# log must not cry wolf. cheroot reports these, by version, as a traceback at ERROR (the ssl or
+# socket error itself) or as a line at INFO (FatalSSLAlert, NoSSLError).
+_CLIENT_GONE = (ssl.SSLError, ConnectionError, cheroot_errors.FatalSSLAlert,
+                cheroot_errors.NoSSLError)
+# And the plain OSErrors of a socket whose client has already reset it.
+_GONE_ERRNOS = (errno.ENOTCONN, errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED)
 
-    # CherryPy's bus writes the traceback into the message itself.
-    NOISE = re.compile(r'Error in HTTPServer\.serve.*\n(ssl\.SSLZeroReturnError|ssl\.SSLEOFError|'
-                       r'ConnectionResetError|BrokenPipeError)[^\n]*\n?$', re.S)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not self.NOISE.search(record.getMessage())
+def _client_gone(exc: Optional[BaseException]) -> bool:
+    return isinstance(exc, _CLIENT_GONE) or (
+        isinstance(exc, OSError) and exc.errno in _GONE_ERRNOS)
+
+
+class _Request(cheroot_server.HTTPRequest):
+    """Accepts absolute-form request targets ('GET https://host/path HTTP/1.1'), as HTTP/1.1
+    servers must: cheroot takes those only from a proxy, so it is told it is one."""
+
+    def __init__(self, server: Any, conn: Any) -> None:
+        super().__init__(server, conn, proxy_mode=True)
+
+
+class _Connection(cheroot_server.HTTPConnection):
+    # Our own class attribute: CherryPy, when another module starts it, sets its request class
+    # on cheroot's HTTPConnection itself, and we do not follow whatever it sets there.
+    RequestHandlerClass = _Request
+
+    def communicate(self) -> bool:
+        """cheroot's, except that nothing a connection raises gets out: Debian bookworm's
+        cheroot lets the worker thread die of it (a client that resets a TLS connection while
+        cheroot answers it, say), and once all of them had, nothing would answer."""
+        try:
+            return bool(super().communicate())
+        except Exception as e:
+            if _client_gone(e):
+                log.debug('web server: client gone (%s: %s)', type(e).__name__, e)
+            else:
+                log.exception('web server: a connection failed')
+            return False
+
+    def close(self) -> None:
+        # Closing what the client has reset may raise too, and must not kill the worker either.
+        try:
+            super().close()
+        except OSError as e:
+            log.debug('web server: closing a connection: %s: %s', type(e).__name__, e)
+
+
+class _Server(wsgi.Server):
+    ConnectionClass = _Connection
+
+    def error_log(self, msg: str = '', level: int = logging.INFO,
+                  traceback: bool = False) -> None:
+        # cheroot calls this from an except block when it has an exception to tell.
+        exc = sys.exc_info()[1]
+        if _client_gone(exc):
+            log.debug('web server: %s (%s: %s)', msg, type(exc).__name__, exc)
+            return
+        log.log(level, 'web server: %s', msg, exc_info=exc if traceback and exc else None)
 
 
 def port_free(addr: str, port: int) -> Optional[str]:
@@ -171,57 +234,126 @@ def port_free(addr: str, port: int) -> Optional[str]:
         s.close()
 
 
+class _TlsAdapter(BuiltinSSLAdapter):
+    def wrap(self, sock: Any) -> Any:
+        try:
+            return super().wrap(sock)
+        except cheroot_errors.NoSSLError as e:
+            # Plain HTTP on the TLS port. ssl has closed the socket with the failed handshake,
+            # so cheroot's '400, speak TLS' would go to a closed socket (newer Pythons print
+            # that failure to stderr): tell cheroot the client is gone instead.
+            raise cheroot_errors.FatalSSLAlert(*e.args) from e
+
+
+def _tls_adapter(pem: Tuple[str, str]) -> BuiltinSSLAdapter:
+    folder = tempfile.mkdtemp(prefix='bgtasks-tls-')
+    try:
+        crt, key = write_pair(pem[0], pem[1], folder)
+        # The adapter reads both files here, and never again.
+        return _TlsAdapter(crt, key)
+    except (OSError, ValueError) as e:
+        raise OSError(f'cannot use the TLS certificate and key: {e}') from e
+    finally:
+        # A key file left behind would outlive a killed mgr.
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _discard(server: _Server) -> None:
+    """Lets go of what a server that serves no more still holds outside itself."""
+    sock = getattr(server, 'socket', None)
+    if sock is not None:
+        # Freed now, not when the object is collected: the next start may want the port.
+        sock.close()
+        server.socket = None
+    # cheroot files every server's counters under logging.statistics, where they would keep
+    # the server alive for good; only our own entry goes.
+    stats = getattr(logging, 'statistics', None)
+    key = f'Cheroot HTTPServer {id(server)}'
+    if isinstance(stats, dict) and stats.get(key) is server.stats:
+        del stats[key]
+
+
 class WebServer:
+    """The module's HTTP(S) server. start() builds a new cheroot server each time: its
+    listener, a daemon thread of our own that accepts (THREAD_NAME), and its workers."""
+
     def __init__(self, handle: Callable[[Request], Response]) -> None:
-        self._tls_dir: Optional[str] = None
+        self._app = _App(handle)
+        self._server: Optional[_Server] = None
+        self._thread: Optional[threading.Thread] = None
         self.bound: Optional[Tuple[str, int, bool]] = None
-        cherrypy.tree.graft(_App(handle), '')
-        if not any(isinstance(f, _QuietTlsProbes) for f in cherrypy.log.error_log.filters):
-            cherrypy.log.error_log.addFilter(_QuietTlsProbes())
 
     def start(self, addr: str, port: int, pem: Optional[Tuple[str, str]]) -> None:
-        """Raises OSError (with the reason) when the address cannot be bound."""
+        """Serves on addr:port, over TLS with the (certificate, key) PEMs if given; stops what
+        this object served before. Raises OSError (with the reason) when the address cannot be
+        bound or the certificate cannot be used."""
+        self.stop()
         problem = port_free(addr, port)
         if problem:
             raise OSError(problem)
-        ssl_conf: dict = {'server.ssl_module': None, 'server.ssl_certificate': None,
-                          'server.ssl_private_key': None}
-        if pem is not None:
-            self._tls_dir = tempfile.mkdtemp(prefix='bgtasks-tls-')
-            crt, key = write_pair(pem[0], pem[1], self._tls_dir)
-            ssl_conf = {'server.ssl_module': 'builtin', 'server.ssl_certificate': crt,
-                        'server.ssl_private_key': key}
-        cherrypy.config.update({
-            'server.socket_host': addr,
-            'server.socket_port': port,
-            'server.thread_pool': 32,
-            'server.max_request_body_size': 0,
-            'server.socket_timeout': 10,
-            'engine.autoreload.on': False,
-            'log.screen': False,
-            'log.access_file': '',
-            'request.show_tracebacks': False,
-            **ssl_conf,
-        })
+        # server_name is what the Server header says: the address, not cheroot's version.
+        server = _Server((addr, port), self._app, numthreads=WORKERS, server_name=addr,
+                         timeout=SOCKET_TIMEOUT)
+        server.max_request_header_size = MAX_HEADER_BYTES
+        server.max_request_body_size = 0
         try:
-            cherrypy.engine.start()
-        except ChannelFailures as e:
-            # The port was taken between the check above and CherryPy's own (a standby mgr on
-            # this host): CherryPy wraps that OSError and has stopped. Say it as an OSError, so
-            # the caller retries instead of the module failing for good.
-            cherrypy.server.httpserver = None
-            raise OSError(f'cannot listen on {addr}:{port}: {e}') from e
-        finally:
-            # The adapter has read them: a key file left behind would outlive a killed mgr.
-            if self._tls_dir:
-                shutil.rmtree(self._tls_dir, ignore_errors=True)
-                self._tls_dir = None
+            if pem is not None:
+                server.ssl_adapter = _tls_adapter(pem)
+            self._thread = _launch(server, addr, port)
+        except BaseException:
+            _discard(server)
+            raise
+        self._server = server
         self.bound = (addr, port, pem is not None)
 
     def stop(self) -> None:
-        if self.bound is None:
+        """Stops serving; the port is free when this returns."""
+        server, thread = self._server, self._thread
+        self._server, self._thread, self.bound = None, None, None
+        if server is None:
             return
-        cherrypy.engine.stop()
-        # Without this the next start finds the old server object and the port stays bound.
-        cherrypy.server.httpserver = None
-        self.bound = None
+        try:
+            # Closes the listener and the open connections, then waits for busy workers (at
+            # most cheroot's shutdown_timeout, 5 s, before it closes their sockets too).
+            server.stop()
+        except Exception:
+            log.exception('web server did not stop cleanly')
+        finally:
+            _discard(server)
+        if thread is not None:
+            thread.join(JOIN_SECONDS)
+            if thread.is_alive():
+                log.warning('web server thread still running %s s after stop', JOIN_SECONDS)
+
+
+def _launch(server: _Server, addr: str, port: int) -> threading.Thread:
+    """Binds and serves in a daemon thread of our own; returns once bound, or raises OSError.
+
+    prepare() (which binds and starts the workers) runs in that thread too, so that every thread
+    cheroot starts inherits its daemon flag: a server somebody failed to stop never holds up
+    the interpreter's exit."""
+    bound = threading.Event()
+    failed: List[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.prepare()
+        except BaseException as e:
+            failed.append(e)
+            return
+        finally:
+            bound.set()
+        try:
+            server.serve()
+        except BaseException:
+            log.exception('web server on %s:%s stopped on an error', addr, port)
+
+    thread = threading.Thread(target=run, name=THREAD_NAME, daemon=True)
+    thread.start()
+    bound.wait()
+    if failed:
+        thread.join()
+        # Taken between port_free() and our bind (a standby mgr on this host, say). An OSError,
+        # so that the caller retries instead of the module failing for good.
+        raise OSError(f'cannot listen on {addr}:{port}: {failed[0]}') from failed[0]
+    return thread
