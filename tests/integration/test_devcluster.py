@@ -67,10 +67,15 @@ def test_start_prints_a_working_url_and_login(folder: Path,
     assert DEMO_POOL in pools and 'rbd' in pools[DEMO_POOL]['applications']
     images = api.get(f'/api/pools/{DEMO_POOL}/images', user=lines['username']).json()
     assert sorted(i['name'] for i in images) == sorted(i[0] for i in DEMO_IMAGES)
-    # Some of them hold data, so a PG change moves real objects.
-    df = DevCluster(folder).ceph('df', json_out=True)
-    demo = [p for p in df['pools'] if p['name'] == DEMO_POOL][0]
-    assert demo['stats']['objects'] > 0
+    # Some of them hold data, so a PG change moves real objects (`ceph df` counts from PG
+    # stats, which reach the mgr up to a report period after the writes).
+    cluster = DevCluster(folder)
+
+    def demo_objects() -> int:
+        pools = cluster.ceph('df', json_out=True)['pools']
+        return int([p for p in pools if p['name'] == DEMO_POOL][0]['stats']['objects'])
+
+    assert cluster.wait_for(demo_objects, timeout=60, what='the demo images\' objects') > 0
 
 
 def test_second_start_prints_the_same_and_starts_nothing(
