@@ -713,14 +713,15 @@ class DevCluster:
             self._kill_pids(p for name, plist in daemons.items() if not name.startswith('mon.')
                             for p in plist)
             self._kill_pids(p for name, plist in self.daemon_pids().items() for p in plist)
+        if self.dir.exists() and not self._owned():
+            raise DevClusterError(f'{self.dir} exists but was not created by devcluster '
+                                  f'(no {MARKER} file); refusing to remove it')
+        try:
+            # Also when the folder is gone already: its mount in a chroot may not be.
+            self.release.detach(self.dir)
+        except ReleaseError as exc:
+            raise DevClusterError(str(exc)) from exc
         if self.dir.exists():
-            if not self._owned():
-                raise DevClusterError(f'{self.dir} exists but was not created by devcluster '
-                                      f'(no {MARKER} file); refusing to remove it')
-            try:
-                self.release.detach(self.dir)
-            except ReleaseError as exc:
-                raise DevClusterError(str(exc)) from exc
             shutil.rmtree(self.dir)
 
     def _owned(self) -> bool:

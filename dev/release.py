@@ -33,6 +33,14 @@ def _mounted() -> List[str]:
         return [line.split()[4].replace('\\040', ' ') for line in f if line.strip()]
 
 
+def _same_dir(a: Path, b: Path) -> bool:
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
 def _run(cmd: Sequence[str], timeout: float = 60) -> None:
     proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
@@ -102,7 +110,10 @@ class ChrootRelease(Release):
         self.prepare()
         target = self._inside(folder)
         if str(target) in _mounted():
-            return
+            if _same_dir(target, folder):
+                return
+            # A mount of an earlier folder of that name (removed while still mounted).
+            _run(['umount', '-l', str(target)])
         target.mkdir(parents=True, exist_ok=True)
         _run(['mount', '--bind', str(folder.resolve()), str(target)])
 
