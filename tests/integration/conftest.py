@@ -302,7 +302,9 @@ def start_mon(cluster: DevCluster, argv: List[str], ident: str = 'a',
     answers `ceph mon stat`; returns its pid."""
     from devcluster import DevClusterError
     if cluster.daemon_pid(f'mon.{ident}') is None:
-        cluster.run(argv, timeout=timeout)
+        # The command line as the mon saw it: in its release's chroot, if it has one (the
+        # host's older ceph-mon cannot read a newer mon's store).
+        cluster.run(cluster.release.command(argv), timeout=timeout)
     cluster.wait_for(lambda: cluster.ceph('mon', 'stat', check=False,
                                           timeout=10).returncode == 0,
                      timeout=timeout, interval=0.3, what=f'mon.{ident} to answer')
