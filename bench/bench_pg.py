@@ -11,6 +11,7 @@ task reporting done (negative = reported done too early), and (c)'s total time o
 (a)'s. Goals: ours never early, at most 1 s late; total <= 1.02 x.
 
 Usage: /usr/bin/python3 bench/bench_pg.py [--objects 3000] [--rounds 1]
+                                          [--release pacific|tentacle]
 """
 import argparse
 import datetime
@@ -27,16 +28,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'dev'))
 from devcluster import DevCluster, free_port  # noqa: E402
 from pgwatch import Watcher, fill_pool  # noqa: E402
+from release import DEFAULT_RELEASE, RELEASES  # noqa: E402
 
 TARGET = 32
 PASSWORD = 'Bench-passw0rd!'
 
 
 def ts(iso: str) -> float:
-    iso = iso.rstrip('Z')
-    fmt = '%Y-%m-%dT%H:%M:%S.%f' if '.' in iso else '%Y-%m-%dT%H:%M:%S'
-    dt = datetime.datetime.strptime(iso, fmt)
-    return dt.replace(tzinfo=datetime.timezone.utc).timestamp()
+    """An ISO 8601 time, UTC unless it says otherwise ('Z', '+00:00': Tentacle's dashboard)."""
+    dt = datetime.datetime.fromisoformat(iso.replace('Z', '+00:00'))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.timezone.utc)
+    return dt.timestamp()
 
 
 class Dashboard:
@@ -114,15 +117,22 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--objects', type=int, default=3000)
     ap.add_argument('--rounds', type=int, default=1)
+    ap.add_argument('--release', choices=RELEASES,
+                    default=os.environ.get('BGTASKS_RELEASE') or DEFAULT_RELEASE,
+                    help='Ceph release of the cluster (default: $BGTASKS_RELEASE, else pacific)')
     args = ap.parse_args()
 
     folder = tempfile.mkdtemp(prefix='bgtasks-bench-pg-')
-    cluster = DevCluster(folder)
+    cluster = DevCluster(folder, release=args.release)
     bg_port, dash_port = free_port(), free_port()
-    cluster.start(mgrs=1, osds=3, module_options={
-        'server_addr': '127.0.0.1', 'server_port': str(bg_port), 'ssl': 'false'})
+    while dash_port == bg_port:
+        dash_port = free_port()
     results: List[Dict[str, Any]] = []
     try:
+        cluster.start(mgrs=1, osds=3, module_options={
+            'server_addr': '127.0.0.1', 'server_port': str(bg_port), 'ssl': 'false'})
+        version = cluster.version()
+        print(version, flush=True)
         for key, value in (('ssl', 'false'), ('server_addr', '127.0.0.1'),
                            ('server_port', str(dash_port))):
             cluster.ceph('config', 'set', 'mgr', f'mgr/dashboard/{key}', value)
@@ -156,7 +166,8 @@ def main() -> None:
     def mean(how: str, key: str) -> float:
         vals = [r[key] for r in results if r['how'] == how]
         return sum(vals) / len(vals)
-    print(f'objects per pool: {args.objects}, pg_num 8 -> {TARGET}, rounds: {args.rounds}')
+    print(f'{version}; objects per pool: {args.objects}, pg_num 8 -> {TARGET}, '
+          f'rounds: {args.rounds}')
     print(f"(a) bare + 0.2 s watcher: settled after {mean('bare', 'total'):7.1f} s")
     print(f"(b) dashboard task:       settled after {mean('dashboard', 'total'):7.1f} s, "
           f"reported done {mean('dashboard', 'lag'):+6.2f} s after settled")

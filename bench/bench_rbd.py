@@ -11,6 +11,9 @@ and the mgr's CPU seconds over the window, ours against rbd_support serving
 Goal: within 5 % of rbd_support.
 
 Usage: /usr/bin/python3 bench/bench_rbd.py [--counts 1,10,50] [--seconds 30]
+                                           [--release pacific|tentacle]
+The mgr commands go over librados in the release's own Python (dev/radoscmd.py), `rbd` is
+the release's CLI.
 """
 import argparse
 import json
@@ -21,10 +24,10 @@ import tempfile
 import time
 from typing import Any, Dict, List
 
-import rados
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'dev'))
 from devcluster import DevCluster  # noqa: E402
+from radoscmd import RadosCmd  # noqa: E402
+from release import DEFAULT_RELEASE, RELEASES  # noqa: E402
 
 POOL = 'bench'
 
@@ -35,13 +38,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
-def mgr(r: rados.Rados, **cmd: Any) -> Any:
-    ret, out, err = r.mgr_command(json.dumps({**cmd, 'format': 'json'}), b'', timeout=60)
+def mgr(r: RadosCmd, **cmd: Any) -> Any:
+    ret, out, err = r.mgr({**cmd, 'format': 'json'}, timeout=60)
     assert ret == 0, err
     return json.loads(out)
 
 
-def peer_counters(r: rados.Rados) -> Dict[str, float]:
+def peer_counters(r: RadosCmd) -> Dict[str, float]:
     out = mgr(r, prefix='rbd perf image counters', pool_spec=POOL)
     return {k.split('/', 1)[1]: v[0] for e in out['counters'] for k, v in e.items()}
 
@@ -60,7 +63,7 @@ class PeerRates:
         self.last: Dict[str, float] = {}
         self.last_t: Dict[str, float] = {}
 
-    def poll(self, r: rados.Rados) -> None:
+    def poll(self, r: RadosCmd) -> None:
         now = time.time()
         for image, value in peer_counters(r).items():
             if image not in self.baseline:
@@ -76,7 +79,7 @@ class PeerRates:
                 for i in self.last if self.last_t[i] > self.first_t[i]}
 
 
-def ours_task(r: rados.Rados, seconds: int, poll: Any = None) -> Dict[str, Any]:
+def ours_task(r: RadosCmd, seconds: int, poll: Any = None) -> Dict[str, Any]:
     """Runs our task; returns it finished, with `first_sample_s` added."""
     t0 = time.time()
     task = mgr(r, prefix='bgtask rbd-perf', pool=POOL, seconds=seconds)
@@ -96,26 +99,25 @@ def ours_task(r: rados.Rados, seconds: int, poll: Any = None) -> Dict[str, Any]:
     return {**t, 'first_sample_s': first}
 
 
-def peer_stats(r: rados.Rados) -> Dict[str, float]:
+def peer_stats(r: RadosCmd) -> Dict[str, float]:
     out = mgr(r, prefix='rbd perf image stats', pool_spec=POOL)
     return {k.split('/', 1)[1]: v[0] for e in out['stats'] for k, v in e.items()}
 
 
 def run(cluster: DevCluster, count: int, seconds: int, iops: int) -> Dict[str, Any]:
-    conf = str(cluster.conf_path)
     names = [f'img{i:02d}' for i in range(count)]
-    rbd = ['rbd', '-c', conf]
     for n in names:
-        subprocess.run(rbd + ['create', '--size', '16M', f'{POOL}/{n}'], check=True)
-        subprocess.run(rbd + ['config', 'image', 'set', f'{POOL}/{n}', 'rbd_qos_iops_limit',
-                              str(iops)], check=True)
-    loads = [subprocess.Popen(rbd + ['bench', '--io-type', 'write', '--io-size', '4096',
-                                     '--io-threads', '2', '--io-total', '100G',
-                                     '--io-pattern', 'rand', f'{POOL}/{n}'],
+        cluster.run(cluster.command('rbd', 'create', '--size', '16M', f'{POOL}/{n}'))
+        cluster.run(cluster.command('rbd', 'config', 'image', 'set', f'{POOL}/{n}',
+                                    'rbd_qos_iops_limit', iops))
+    loads = [subprocess.Popen(cluster.command('rbd', 'bench', '--io-type', 'write',
+                                              '--io-size', '4096', '--io-threads', '2',
+                                              '--io-total', '100G', '--io-pattern', 'rand',
+                                              f'{POOL}/{n}'),
+                              env=cluster.env, stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for n in names]
-    r = rados.Rados(conffile=conf)
-    r.connect()
+    r = RadosCmd(cluster)
     pid = cluster.mgr_pid(cluster.active_mgr())
     assert pid is not None
     try:
@@ -149,13 +151,12 @@ def run(cluster: DevCluster, count: int, seconds: int, iops: int) -> Dict[str, A
             p.terminate()
         for p in loads:
             p.wait()
-        r.shutdown()
+        r.close()
     peer_rates = peer.rates()
     ours = {i['image']: i['total']['write_ops/s'] for i in t['result']['images']}
     peer_samples = {n: sum(s.get(n, 0.0) for s in samples) / len(samples) for n in names}
     for n in names:
-        subprocess.run(rbd + ['rm', '--no-progress', f'{POOL}/{n}'], check=True,
-                       stdout=subprocess.DEVNULL)
+        cluster.run(cluster.command('rbd', 'rm', '--no-progress', f'{POOL}/{n}'), timeout=120)
     time.sleep(65)                          # rbd_support's queries expire after a minute unused
     return {
         'images': count,
@@ -175,13 +176,17 @@ def main() -> None:
     ap.add_argument('--counts', default='1,10,50')
     ap.add_argument('--seconds', type=int, default=30)
     ap.add_argument('--iops', type=int, default=40, help='QoS limit per image')
+    ap.add_argument('--release', choices=RELEASES,
+                    default=os.environ.get('BGTASKS_RELEASE') or DEFAULT_RELEASE,
+                    help='Ceph release of the cluster (default: $BGTASKS_RELEASE, else pacific)')
     args = ap.parse_args()
     folder = tempfile.mkdtemp(prefix='bgtasks-bench-rbd-')
-    cluster = DevCluster(folder)
-    cluster.start(mgrs=1, osds=3)
+    cluster = DevCluster(folder, release=args.release)
     try:
+        cluster.start(mgrs=1, osds=3)
+        print(cluster.version(), flush=True)
         cluster.ceph('osd', 'pool', 'create', POOL, '32', '32')
-        subprocess.run(['rbd', '-c', str(cluster.conf_path), 'pool', 'init', POOL], check=True)
+        cluster.run(cluster.command('rbd', 'pool', 'init', POOL), timeout=120)
         for count in [int(c) for c in args.counts.split(',')]:
             res = run(cluster, count, args.seconds, args.iops)
             print(json.dumps(res), flush=True)

@@ -13,8 +13,10 @@ then:
 Prints requests/s, p50/p99 ms and errors per phase, the ratios, and the goals beside them.
 
 Usage: /usr/bin/python3 bench/bench_rest.py [--seconds 60] [--clients 20] [--creates 1000]
-                                            [--ssl]
-Installs Debian's ceph-mgr-dashboard (dev/install-deps.sh) if it is missing.
+                                            [--ssl] [--release pacific|tentacle]
+On Pacific it installs Debian's ceph-mgr-dashboard (dev/install-deps.sh) if it is missing
+(the Tentacle root has it). The raw config-key sets run in the release's own Python
+(dev/radoscmd.py), timed there.
 """
 import argparse
 import http.client
@@ -30,12 +32,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-import rados
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, 'dev'))
 from devcluster import DevCluster, free_port  # noqa: E402
+from radoscmd import RadosCmd  # noqa: E402
+from release import DEFAULT_RELEASE, RELEASES  # noqa: E402
 
 BENCH_USER = 'bench'
 BENCH_PASSWORD = 'Bench-pass-w0rd!'
@@ -177,7 +179,9 @@ def mon_commits(cluster: DevCluster) -> int:
     asoks = cluster.asok_paths('mon.a')
     if not asoks:
         return -1
-    out = cluster.run(['ceph', '--admin-daemon', str(asoks[0]), 'perf', 'dump']).stdout
+    # The release's own CLI (the host's `ceph` is Pacific's).
+    out = cluster.run(cluster.command('ceph', '--admin-daemon', asoks[0], 'perf',
+                                      'dump')).stdout
     return int(json.loads(out)['paxos']['commit'])
 
 
@@ -205,9 +209,13 @@ def expect(status: int, wanted: int, body: bytes, samples: List[str]) -> bool:
 
 # ---------------------------------------------------------------------- setup
 
-def ensure_dashboard_installed() -> None:
-    if not os.path.isdir('/usr/share/ceph/mgr/dashboard'):
-        subprocess.run(['bash', os.path.join(REPO, 'dev', 'install-deps.sh')], check=True)
+def ensure_dashboard_installed(cluster: DevCluster) -> None:
+    rel = cluster.release
+    if (rel.host_path(rel.stock_mgr_dir) / 'dashboard').is_dir():
+        return
+    if rel.root is not None:
+        raise SystemExit(f'no dashboard in the {rel.name} root {rel.root}')
+    subprocess.run(['bash', os.path.join(REPO, 'dev', 'install-deps.sh')], check=True)
 
 
 def wait_http(cluster: DevCluster, port: int, tls: bool, path: str, what: str) -> None:
@@ -340,23 +348,15 @@ def phase_b(cluster: DevCluster, port: int, tls: bool, token: str, creates: int
               if k.startswith('mgr/bgtasks/task/') and k.rsplit('/', 1)[1].isdigit()}
     missing = [i for i in created if i not in stored]
 
-    r = rados.Rados(conffile=str(cluster.conf_path))
-    r.connect()
-    try:
+    with RadosCmd(cluster) as r:
         value = 'x' * 600                       # about one task record
-        kv_lat: List[float] = []
-        kv_start = time.perf_counter()
-        for i in range(creates):
-            t0 = time.perf_counter()
-            ret, _, err = r.mon_command(json.dumps({'prefix': 'config-key set',
-                                                    'key': f'bench/k{i}', 'val': value}), b'')
-            kv_lat.append(time.perf_counter() - t0)
-            assert ret == 0, err
-        kv_seconds = time.perf_counter() - kv_start
-        for i in range(creates):
-            r.mon_command(json.dumps({'prefix': 'config-key rm', 'key': f'bench/k{i}'}), b'')
-    finally:
-        r.shutdown()
+        kv = r.repeat('mon', {'prefix': 'config-key set', 'key': 'bench/k{i}', 'val': value},
+                      creates)
+        failed = [x['err'] for x in kv['results'] if x['ret'] != 0]
+        assert not failed, failed[0]
+        kv_lat: List[float] = kv['latencies']
+        kv_seconds = float(kv['seconds'])
+        r.repeat('mon', {'prefix': 'config-key rm', 'key': 'bench/k{i}'}, creates)
     return {'creates': creates, 'errors': errors, 'not_persisted': len(missing),
             'bare_p50_ms': pct(bare, 0.5), 'bare_p99_ms': pct(bare, 0.99),
             'commits_per_create': commits / creates,
@@ -454,16 +454,19 @@ def main() -> None:
     ap.add_argument('--creates', type=int, default=1000)
     ap.add_argument('--ssl', action='store_true',
                     help='serve bgtasks over TLS (default plain http, like the dashboard peer)')
+    ap.add_argument('--release', choices=RELEASES,
+                    default=os.environ.get('BGTASKS_RELEASE') or DEFAULT_RELEASE,
+                    help='Ceph release of the cluster (default: $BGTASKS_RELEASE, else pacific)')
     args = ap.parse_args()
-    ensure_dashboard_installed()
     folder = tempfile.mkdtemp(prefix='bgtasks-bench-rest-')
-    cluster = DevCluster(folder)
+    cluster = DevCluster(folder, release=args.release)
+    ensure_dashboard_installed(cluster)
     try:
         t0 = time.monotonic()
         port, dport = setup(cluster, args.ssl)
         print(f'cluster up in {time.monotonic() - t0:.0f}s: bgtasks on {port}, '
-              f'dashboard on {dport}; load average {os.getloadavg()[0]:.1f} '
-              f'on {os.cpu_count()} cores', flush=True)
+              f'dashboard on {dport}; {cluster.version()}; load average '
+              f'{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores', flush=True)
         token = bgtasks_token(port, args.ssl)
         pid = cluster.mgr_pid(cluster.active_mgr())
         assert pid is not None

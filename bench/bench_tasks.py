@@ -4,26 +4,23 @@ as the peer figure, raw mon config-key writes (what every `set_store` costs) mea
 in the same run.
 
 Usage: /usr/bin/python3 bench/bench_tasks.py [--tasks 1000] [--clients 8] [--dir D]
-Starts its own throwaway cluster unless --conf names a running one.
+                                            [--release pacific|tentacle]
+Starts its own throwaway cluster unless --dir names a running one (which keeps its release).
+The mgr and mon commands go over librados in the release's own Python (dev/radoscmd.py),
+from --clients threads there, each call timed there.
 """
 import argparse
 import json
 import os
 import sys
 import tempfile
-import threading
 import time
-from typing import Any, Dict, List, Tuple
-
-import rados
+from typing import Any, Dict, List
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'dev'))
 from devcluster import DevCluster  # noqa: E402
-
-
-def mgr_cmd(r: rados.Rados, **cmd: Any) -> Tuple[int, bytes, str]:
-    ret, out, err = r.mgr_command(json.dumps(cmd), b'', timeout=60)
-    return ret, out, err
+from radoscmd import RadosCmd  # noqa: E402
+from release import DEFAULT_RELEASE, RELEASES  # noqa: E402
 
 
 def rss_kib(pid: int) -> int:
@@ -34,32 +31,14 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def parallel(clients: int, count: int, fn: Any) -> Tuple[float, List[float]]:
-    """Runs fn(i) count times over `clients` threads; returns (seconds, latencies)."""
-    latencies: List[float] = []
-    lock = threading.Lock()
-    nxt = [0]
-
-    def worker() -> None:
-        while True:
-            with lock:
-                i = nxt[0]
-                if i >= count:
-                    return
-                nxt[0] += 1
-            t0 = time.perf_counter()
-            fn(i)
-            dt = time.perf_counter() - t0
-            with lock:
-                latencies.append(dt)
-
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - t0, sorted(latencies)
+def many(r: RadosCmd, target: str, cmd: Dict[str, Any], count: int, clients: int
+         ) -> Dict[str, Any]:
+    """`count` calls of cmd ("{i}": the call's index) over `clients` threads, each asserted
+    to succeed; the answer of RadosCmd.repeat (seconds, latencies, results)."""
+    res = r.repeat(target, cmd, count, clients)
+    failed = [x['err'] for x in res['results'] if x['ret'] != 0]
+    assert not failed, f'{len(failed)} of {count} {cmd["prefix"]} failed: {failed[0]}'
+    return res
 
 
 def pct(values: List[float], p: float) -> float:
@@ -67,49 +46,40 @@ def pct(values: List[float], p: float) -> float:
 
 
 def run(cluster: DevCluster, tasks: int, clients: int) -> Dict[str, Any]:
-    r = rados.Rados(conffile=str(cluster.conf_path))
-    r.connect()
+    # librados in the release's own Python; the calls are timed there (dev/radoscmd.py).
+    r = RadosCmd(cluster)
     try:
         cluster.ceph('config', 'set', 'mgr', 'mgr/bgtasks/test_round_seconds', '0.01')
         cluster.ceph('config', 'set', 'mgr', 'mgr/bgtasks/max_retained', str(tasks * 10))
         pid = cluster.mgr_pid(cluster.active_mgr())
+        assert pid is not None
         rss_before = rss_kib(pid)
 
         # Peer: the mon commit every set_store costs, from the same machine, same run.
-        def key_write(i: int) -> None:
-            ret, _, err = r.mon_command(json.dumps({'prefix': 'config-key set',
-                                                    'key': f'bench/k{i}', 'val': 'x' * 600}),
-                                        b'')
-            assert ret == 0, err
-        kv_seconds, _ = parallel(1, tasks, key_write)
-        kv_par_seconds, _ = parallel(clients, tasks, key_write)
-        for i in range(tasks):
-            r.mon_command(json.dumps({'prefix': 'config-key rm', 'key': f'bench/k{i}'}), b'')
+        key_write = {'prefix': 'config-key set', 'key': 'bench/k{i}', 'val': 'x' * 600}
+        kv_seconds = many(r, 'mon', key_write, tasks, 1)['seconds']
+        kv_par_seconds = many(r, 'mon', key_write, tasks, clients)['seconds']
+        r.repeat('mon', {'prefix': 'config-key rm', 'key': 'bench/k{i}'}, tasks)
 
-        ids: List[int] = []
-
-        def create(i: int) -> None:
-            ret, out, err = mgr_cmd(r, prefix='bgtask test', times=1, format='json')
-            assert ret == 0, err
-            ids.append(json.loads(out)['id'])
-
-        t_start = time.perf_counter()
-        create_seconds, lat = parallel(clients, tasks, create)
-        wanted = set(ids)
+        created = many(r, 'mgr', {'prefix': 'bgtask test', 'times': 1, 'format': 'json'},
+                       tasks, clients)
+        t_start = float(created['started'])
+        create_seconds = float(created['seconds'])
+        lat = sorted(created['latencies'])
+        wanted = {json.loads(x['out'])['id'] for x in created['results']}
         while True:
-            ret, out, err = mgr_cmd(r, prefix='bgtask ls', state='finished', format='json')
+            ret, out, err = r.mgr({'prefix': 'bgtask ls', 'state': 'finished',
+                                   'format': 'json'})
             done = {t['id'] for t in json.loads(out)} & wanted
             if len(done) == len(wanted):
                 break
-            if time.perf_counter() - t_start > 600:
+            if time.time() - t_start > 600:
                 raise SystemExit(f'only {len(done)} of {tasks} finished after 600 s')
             time.sleep(0.2)
-        finish_seconds = time.perf_counter() - t_start
+        finish_seconds = time.time() - t_start
         rss_after = rss_kib(pid)
 
-        ls_t0 = time.perf_counter()
-        mgr_cmd(r, prefix='bgtask ls', state='all', format='json')
-        ls_ms = (time.perf_counter() - ls_t0) * 1000
+        ls_ms = r.call('mgr', {'prefix': 'bgtask ls', 'state': 'all', 'format': 'json'})[3] * 1000
         return {
             'tasks': tasks, 'clients': clients,
             'create_per_s': tasks / create_seconds,
@@ -123,7 +93,7 @@ def run(cluster: DevCluster, tasks: int, clients: int) -> Dict[str, Any]:
         }
     finally:
         cluster.ceph('config', 'rm', 'mgr', 'mgr/bgtasks/test_round_seconds', check=False)
-        r.shutdown()
+        r.close()
 
 
 def main() -> None:
@@ -131,14 +101,21 @@ def main() -> None:
     ap.add_argument('--tasks', type=int, default=1000)
     ap.add_argument('--clients', type=int, default=8)
     ap.add_argument('--dir', help='cluster folder of a running dev cluster to reuse')
+    ap.add_argument('--release', choices=RELEASES,
+                    default=os.environ.get('BGTASKS_RELEASE') or DEFAULT_RELEASE,
+                    help='Ceph release of a new cluster (default: $BGTASKS_RELEASE, else '
+                    'pacific)')
     args = ap.parse_args()
     if args.dir:
-        res = run(DevCluster(args.dir), args.tasks, args.clients)
+        cluster = DevCluster(args.dir, release=args.release)
+        print(cluster.version(), flush=True)
+        res = run(cluster, args.tasks, args.clients)
     else:
         folder = tempfile.mkdtemp(prefix='bgtasks-bench-')
-        cluster = DevCluster(folder)
-        cluster.start(mgrs=1, osds=1)
+        cluster = DevCluster(folder, release=args.release)
         try:
+            cluster.start(mgrs=1, osds=1)
+            print(cluster.version(), flush=True)
             res = run(cluster, args.tasks, args.clients)
         finally:
             cluster.stop()

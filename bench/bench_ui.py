@@ -11,8 +11,9 @@ Starts its own cluster (1 mon, 1 mgr, 1 OSD; bgtasks on 127.0.0.1, plain HTTP), 
      frame after that (painted); also the same from Playwright's side of the browser
      protocol. Prints medians against the goals (<= 300 ms, <= 200 KB).
 
-Usage: python bench/bench_ui.py [--tasks 1000] [--runs 10]   (a Python with playwright:
-the tox integration env, or a venv made with --system-site-packages)
+Usage: python bench/bench_ui.py [--tasks 1000] [--runs 10] [--release pacific|tentacle]
+(a Python with playwright: the tox integration env, or a venv made with
+--system-site-packages)
 """
 import argparse
 import concurrent.futures
@@ -30,6 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, 'dev'))
 from devcluster import DevCluster, free_port  # noqa: E402
+from release import DEFAULT_RELEASE, RELEASES  # noqa: E402
 
 CHROMIUM = '/usr/bin/chromium'
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu',
@@ -183,6 +185,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--tasks', type=int, default=1000)
     ap.add_argument('--runs', type=int, default=10)
+    ap.add_argument('--release', choices=RELEASES,
+                    default=os.environ.get('BGTASKS_RELEASE') or DEFAULT_RELEASE,
+                    help='Ceph release of the cluster (default: $BGTASKS_RELEASE, else pacific)')
     args = ap.parse_args()
     try:
         from playwright.sync_api import sync_playwright
@@ -191,7 +196,7 @@ def main() -> int:
                          'it uses Debian\'s /usr/bin/chromium, no browser download)')
     if not os.access(CHROMIUM, os.X_OK):
         raise SystemExit(f'{CHROMIUM} missing: bash dev/install-deps.sh')
-    cluster = DevCluster(tempfile.mkdtemp(prefix='bgtasks-bench-ui-'))
+    cluster = DevCluster(tempfile.mkdtemp(prefix='bgtasks-bench-ui-'), release=args.release)
     try:
         t0 = time.monotonic()
         port = start_cluster(cluster)

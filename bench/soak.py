@@ -48,7 +48,7 @@ counts it under `workarounds`, which should stay empty.
 
 Usage: /usr/bin/python3 bench/soak.py [--minutes 30] [--fail-every 5] [--steady-minutes 40]
                                       [--log-max-recent N] [--osds 1] [--rate 6] [--dir D]
-                                      [--no-control]
+                                      [--no-control] [--release pacific|tentacle]
 """
 import argparse
 import json
@@ -69,6 +69,7 @@ import requests
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'dev'))
 from devcluster import DevCluster, DevClusterError, free_port  # noqa: E402
+from release import DEFAULT_RELEASE, RELEASES  # noqa: E402
 
 USER = 'soak'
 PASSWORD = 'S0ak-pass-w0rd!'
@@ -472,8 +473,9 @@ def log_memory(cluster: DevCluster) -> Optional[float]:
     before = rss_mib(pid) if pid else None
     if before is None or not socks:
         return None
-    cluster.run(['ceph', '--admin-daemon', str(socks[0]), 'config', 'set', 'log_max_recent',
-                 '1'], check=False)
+    # The release's own CLI (the host's `ceph` is Pacific's).
+    cluster.run(cluster.command('ceph', '--admin-daemon', socks[0], 'config', 'set',
+                                'log_max_recent', '1'), check=False)
     time.sleep(5)
     after = rss_mib(pid)
     return round(before - after, 1) if after is not None else None
@@ -770,11 +772,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--dir', help='cluster folder (default: a new temporary one)')
     parser.add_argument('--no-control', action='store_true',
                         help='no second, idle cluster without bgtasks to compare mgr RSS with')
+    parser.add_argument('--release', choices=RELEASES,
+                        default=os.environ.get('BGTASKS_RELEASE') or DEFAULT_RELEASE,
+                        help='Ceph release of both clusters (default: $BGTASKS_RELEASE, else '
+                        'pacific)')
     args = parser.parse_args(argv)
 
     folder = args.dir or tempfile.mkdtemp(prefix='bgtasks-soak-')
-    cluster = DevCluster(folder)
-    control = None if args.no_control else DevCluster(folder.rstrip('/') + '-control')
+    cluster = DevCluster(folder, release=args.release)
+    control = None if args.no_control else DevCluster(folder.rstrip('/') + '-control',
+                                                      release=args.release)
     port = free_port()
     conf = {'mgr': {'log max recent': args.log_max_recent}} if args.log_max_recent else None
     try:
