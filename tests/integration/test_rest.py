@@ -326,10 +326,12 @@ def test_cli_user_management(api: RestApi) -> None:
 
 
 def test_lockout_after_consecutive_failures(api: RestApi) -> None:
+    # Long enough that a loaded machine answers the checks below while the lock holds.
+    LOCK = 6
     cluster = api.cluster
     user, password = 'rest-locked', 'Lock-me-0ut-pass!'
     create_user(cluster, user, 'admin', password)
-    cluster.ceph('config', 'set', 'mgr', 'mgr/bgtasks/login_lockout_seconds', '3')
+    cluster.ceph('config', 'set', 'mgr', 'mgr/bgtasks/login_lockout_seconds', str(LOCK))
     time.sleep(1.5)                  # the mgr gets the option pushed from the mon
     try:
         for _ in range(4):
@@ -349,7 +351,7 @@ def test_lockout_after_consecutive_failures(api: RestApi) -> None:
         time.sleep(1.0)
         assert api.login(user, password).status_code == 429
 
-        time.sleep(max(0.0, locked_at + 3.3 - time.monotonic()))
+        time.sleep(max(0.0, locked_at + LOCK + 0.3 - time.monotonic()))
         res = api.login(user, password)
         waited = time.monotonic() - locked_at
         while res.status_code == 429 and waited < 15:
@@ -357,8 +359,9 @@ def test_lockout_after_consecutive_failures(api: RestApi) -> None:
             res = api.login(user, password)
             waited = time.monotonic() - locked_at
         assert res.status_code == 200, \
-            f'still {res.status_code} {waited:.1f}s after the lock (login_lockout_seconds=3)'
-        assert waited < 6, f'unlocked only after {waited:.1f}s (login_lockout_seconds=3)'
+            f'still {res.status_code} {waited:.1f}s after the lock (login_lockout_seconds={LOCK})'
+        assert waited < LOCK + 3, \
+            f'unlocked only after {waited:.1f}s (login_lockout_seconds={LOCK})'
     finally:
         cluster.ceph('config', 'set', 'mgr', 'mgr/bgtasks/login_lockout_seconds', '300')
         cluster.ceph('bgtask', 'user', 'rm', user, check=False)
