@@ -9,7 +9,7 @@ packages=(
     # the peers bgtasks must run beside (test_faults) and is measured against (bench_rest)
     ceph-mgr-dashboard
     python3-rados python3-rbd python3-cherrypy3 python3-jinja2 python3-prettytable
-    cmake tox python3-pytest python3-hypothesis flake8 mypy python3-requests
+    cmake tox python3-pytest python3-pytest-timeout python3-hypothesis flake8 mypy python3-requests
     # builds the Tentacle chroot (dev/tentacle-root.sh)
     debootstrap
     chromium
