@@ -971,15 +971,20 @@ class DevCluster:
     def fail_mgr(self, wait_standby: bool = True, timeout: float = 60) -> str:
         """`ceph mgr fail <active>`; wait until a different mgr (gid) is active and available.
 
-        The failed mgr respawns by itself; with wait_standby=True also wait until every
-        running mgr is back in the map. Returns the new active mgr's name.
+        The failed mgr respawns by itself; with wait_standby=True wait until every running
+        mgr is in the map, before (so another one takes over) and after. Returns the new
+        active mgr's name.
         """
+        wanted = {d.split('.', 1)[1] for d in self.daemon_pids() if d.startswith('mgr.')}
+        if wait_standby:
+            # An orderly failover moves to another mgr: one that failed a moment ago may
+            # still be starting, and with no standby the mon keeps the failed one active.
+            self.wait_mgrs(timeout=timeout, names=wanted)
         dump = self.mgr_dump()
         if not dump.get('available'):
             self.active_mgr(timeout=timeout)
             dump = self.mgr_dump()
         old_name, old_gid = str(dump['active_name']), int(dump['active_gid'])
-        wanted = {d.split('.', 1)[1] for d in self.daemon_pids() if d.startswith('mgr.')}
         self.ceph('mgr', 'fail', old_name)
 
         def new_active() -> Optional[str]:

@@ -1027,7 +1027,11 @@ def test_mixed_tasks_survive_three_mgr_failovers(cluster: DevCluster, bg: Bgtask
     images = {i['image']: i for i in rbd_result.get('images', [])}
     assert final[rbd_task]['state'] == 'finished', final[rbd_task]
     assert rbd_result['segments'] >= 2, rbd_result
-    assert 44 <= rbd_result['window']['seconds'] <= 50, rbd_result['window']
+    # Never shorter than asked; longer only by how late the last step ran, when a failover
+    # near the end kept every mgr busy starting (seconds on a loaded machine).
+    window = rbd_result['window']
+    assert 44 <= window['seconds'] <= 45 + 20, window
+    assert window['end'] <= final[rbd_task]['ended'], (window, final[rbd_task]['ended'])
     assert IMAGE in images and images[IMAGE]['total']['write_ops/s'] > 0, rbd_result
     pg = final[pg_task]
     assert pg['state'] == 'finished' and pg['result']['pg_num_after'] == 16, pg

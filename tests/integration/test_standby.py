@@ -5,6 +5,7 @@ from devcluster import DevCluster, free_port
 
 
 def test_standby_redirects_to_the_active_mgr(cluster: DevCluster, api: RestApi) -> None:
+    cluster.wait_mgrs()             # an earlier test's failed mgr may still be starting
     standby = cluster.standby_mgrs()[0]
     port = free_port()
     key = f'mgr/bgtasks/{standby}/server_port'
@@ -31,6 +32,7 @@ def test_active_gets_a_port_the_standby_holds(cluster: DevCluster, api: RestApi)
     """The race of a port change with both mgrs on one host, made certain: the standby has
     bound the port before the active is told to use it. The active publishes no URL while
     it cannot bind, so the standby stands aside and the active's next try gets the port."""
+    cluster.wait_mgrs()
     active, standby = cluster.active_mgr(), cluster.standby_mgrs()[0]
     pid, old, port = cluster.mgr_pid(active), api.port, free_port()
     keys = [f'mgr/bgtasks/{standby}/server_port', f'mgr/bgtasks/{active}/server_port']
