@@ -31,8 +31,10 @@ class Cluster(Protocol):
         """The RBD images of a pool: name, id, size."""
         ...
 
-    def rbd_image_names(self, pool_id: int, namespace: str) -> Dict[str, str]:
-        """Image id -> name in a pool's namespace."""
+    def rbd_image_names(self, pool_id: int, namespace: str,
+                        image_ids: List[str]) -> Dict[str, str]:
+        """Image id -> name for those of image_ids that still exist in a pool's namespace;
+        cost follows len(image_ids), not the pool's image count."""
         ...
 
     def add_perf_query(self, query: Dict[str, Any]) -> Optional[int]:

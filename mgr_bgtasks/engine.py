@@ -91,6 +91,8 @@ class Engine:
         # For /metrics: per kind, steps run and seconds spent in them; tasks that failed.
         self.step_count: Dict[str, int] = {}
         self.step_seconds: Dict[str, float] = {}
+        # This thread's CPU only: wall time also counts waits on the mgr and other modules.
+        self.step_cpu_seconds: Dict[str, float] = {}
         self.failures: Dict[str, int] = {}
 
     # ---------------------------------------------------------------- loading
@@ -449,7 +451,7 @@ class Engine:
             lock = self._task_locks[task_id]
         outcome: Optional[Outcome] = None
         error = None
-        began = time.monotonic()
+        began, began_cpu = time.monotonic(), time.thread_time()
         try:
             outcome = kind.step(self._ctx, params, state)
         except BgtaskError as e:
@@ -457,13 +459,15 @@ class Engine:
         except Exception as e:
             error = f'{type(e).__name__}: {e}'
             log.error('task %d step failed:\n%s', task_id, traceback.format_exc())
-        spent = time.monotonic() - began
+        spent, spent_cpu = time.monotonic() - began, time.thread_time() - began_cpu
         with lock:
             with self._cond:
                 self._running.discard(task_id)
                 self._cond.notify_all()
                 self.step_count[kind.name] = self.step_count.get(kind.name, 0) + 1
                 self.step_seconds[kind.name] = self.step_seconds.get(kind.name, 0.0) + spent
+                self.step_cpu_seconds[kind.name] = \
+                    self.step_cpu_seconds.get(kind.name, 0.0) + spent_cpu
                 if error is not None:
                     self.failures[kind.name] = self.failures.get(kind.name, 0) + 1
                 current = self._tasks.get(task_id)

@@ -1,5 +1,6 @@
 """Prometheus text exposition of the engine's counts."""
 import gc
+from resource import RUSAGE_SELF, getrusage
 from typing import List, Optional
 
 from .engine import Engine
@@ -23,6 +24,11 @@ def render(engine: Engine) -> str:
                      f'{engine.step_seconds[kind]:.6f}')
         lines.append(f'bgtasks_step_seconds_count{{kind="{_esc(kind)}"}} '
                      f'{engine.step_count[kind]}')
+    lines += ['# HELP bgtasks_step_cpu_seconds_total CPU of the steps\' own threads.',
+              '# TYPE bgtasks_step_cpu_seconds_total counter']
+    for kind in sorted(engine.step_count):
+        lines.append(f'bgtasks_step_cpu_seconds_total{{kind="{_esc(kind)}"}} '
+                     f'{engine.step_cpu_seconds.get(kind, 0.0):.6f}')
     lines += ['# HELP bgtasks_step_failures_total Steps that raised, since the module started.',
               '# TYPE bgtasks_step_failures_total counter']
     for kind in sorted(engine.step_count):
@@ -38,6 +44,11 @@ def render(engine: Engine) -> str:
     lines += ['# HELP bgtasks_python_objects Objects tracked by the module interpreter\'s GC.',
               '# TYPE bgtasks_python_objects gauge',
               f'bgtasks_python_objects {len(gc.get_objects())}']
+    # The whole process, all modules: the steps' own share is the step CPU above.
+    usage = getrusage(RUSAGE_SELF)
+    lines += ['# HELP bgtasks_mgr_cpu_seconds_total CPU seconds of the whole ceph-mgr.',
+              '# TYPE bgtasks_mgr_cpu_seconds_total counter',
+              f'bgtasks_mgr_cpu_seconds_total {usage.ru_utime + usage.ru_stime:.6f}']
     rss = resident_bytes()
     if rss is not None:
         lines += ['# HELP bgtasks_mgr_resident_bytes Resident memory of the whole ceph-mgr.',

@@ -92,8 +92,26 @@ def _public_url(module: Any, addr: str, port: int, tls: bool) -> str:
 class MgrCluster:
     """The task kinds' Cluster interface over the mgr's maps and mon commands."""
 
+    # PG tasks woken by the same notification check within this long of each other; one
+    # read of a map serves them all instead of one per task. Short against the 0.25 s
+    # settling recheck, so a check never sees stats older than the previous check's.
+    SNAPSHOT_SECONDS = 0.1
+
     def __init__(self, module: MgrModule) -> None:
         self._m = module
+        self._clock = Clock()
+        self._snap_lock = threading.Lock()
+        self._snaps: Dict[str, Tuple[float, Any]] = {}
+
+    def _snapshot(self, what: str) -> Any:
+        with self._snap_lock:
+            now = self._clock.now()
+            hit = self._snaps.get(what)
+            if hit is not None and 0 <= now - hit[0] < self.SNAPSHOT_SECONDS:
+                return hit[1]
+            value = self._m.get(what)
+            self._snaps[what] = (now, value)
+            return value
 
     def _with_rados(self, op: Callable[[Any], Any]) -> Any:
         """Runs op(rados handle); once blocklisted (as failover does to the old active
@@ -106,20 +124,20 @@ class MgrCluster:
             return op(self._m.rados)
 
     def pools(self) -> List[Dict[str, Any]]:
-        return list(self._m.get('osd_map')['pools'])
+        return list(self._snapshot('osd_map')['pools'])
 
     def pg_stats(self) -> List[Dict[str, Any]]:
-        return list(self._m.get('pg_stats')['pg_stats'])
+        return list(self._snapshot('pg_stats')['pg_stats'])
 
     def pg_mapping(self, pool_id: int, seed: int) -> Tuple[List[int], List[int]]:
         m = self._m.get_osdmap().pg_to_up_acting_osds(pool_id, seed)
         return list(m['up']), list(m['acting'])
 
     def osds_down(self) -> int:
-        return sum(1 for o in self._m.get('osd_map')['osds'] if o['in'] and not o['up'])
+        return sum(1 for o in self._snapshot('osd_map')['osds'] if o['in'] and not o['up'])
 
     def pg_states_by_pool(self) -> Dict[int, Dict[str, int]]:
-        by_pool = self._m.get('pg_summary').get('by_pool', {})
+        by_pool = self._snapshot('pg_summary').get('by_pool', {})
         return {int(pool_id): dict(states) for pool_id, states in by_pool.items()}
 
     def rbd_images(self, pool: str) -> List[Dict[str, Any]]:
@@ -139,11 +157,20 @@ class MgrCluster:
     def option(self, name: str) -> Any:
         return self._m.get_ceph_option(name)
 
-    def rbd_image_names(self, pool_id: int, namespace: str) -> Dict[str, str]:
+    def rbd_image_names(self, pool_id: int, namespace: str,
+                        image_ids: List[str]) -> Dict[str, str]:
+        # One open per id seen, not list2: a pool may hold tens of thousands of images.
         def op(handle: Any) -> Dict[str, str]:
+            names = {}
             with handle.open_ioctx2(pool_id) as ioctx:
                 ioctx.set_namespace(namespace)
-                return {i['id']: i['name'] for i in rbd.RBD().list2(ioctx)}
+                for image_id in image_ids:
+                    try:
+                        with rbd.Image(ioctx, image_id=image_id, read_only=True) as img:
+                            names[image_id] = img.get_name()
+                    except rbd.ImageNotFound:
+                        continue        # deleted: stays unnamed, as before
+            return names
         return dict(self._with_rados(op))
 
     def add_perf_query(self, query: Dict[str, Any]) -> Optional[int]:

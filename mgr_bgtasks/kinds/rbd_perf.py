@@ -231,10 +231,14 @@ class RbdPerf(TaskKind):
 
     def _resolve_names(self, cluster: Cluster, state: Dict[str, Any]) -> None:
         # Named as soon as seen: an image deleted later in the window keeps its name.
-        missing = {tuple(i.split('/')[:2]) for i, e in state['img'].items() if e[NAME] is None}
-        for pool_id, namespace in missing:
+        missing: Dict[Tuple[str, str], List[str]] = {}
+        for key, entry in state['img'].items():
+            if entry[NAME] is None:
+                pool_id, namespace, image_id = key.split('/', 2)
+                missing.setdefault((pool_id, namespace), []).append(image_id)
+        for (pool_id, namespace), ids in missing.items():
             try:
-                names = cluster.rbd_image_names(int(pool_id), namespace)
+                names = cluster.rbd_image_names(int(pool_id), namespace, ids)
             except Exception:
                 continue        # pool gone meanwhile: ids stay unnamed
             for image_id, name in names.items():

@@ -19,6 +19,7 @@ class PerfCluster(FakeCluster):
         self.next_qid = 0
         self.names: Dict[Tuple[int, str], Dict[str, str]] = {}
         self.registered = 0
+        self.name_lookups: List[List[str]] = []
 
     def add_perf_query(self, query: Dict[str, Any]) -> Optional[int]:
         self.next_qid += 1
@@ -34,8 +35,11 @@ class PerfCluster(FakeCluster):
         out, self.pending[query_id] = self.pending[query_id], []
         return {'counters': out}
 
-    def rbd_image_names(self, pool_id: int, namespace: str) -> Dict[str, str]:
-        return dict(self.names.get((pool_id, namespace), {}))
+    def rbd_image_names(self, pool_id: int, namespace: str,
+                        image_ids: List[str]) -> Dict[str, str]:
+        self.name_lookups.append(sorted(image_ids))
+        known = self.names.get((pool_id, namespace), {})
+        return {i: known[i] for i in image_ids if i in known}
 
     def report(self, osd: int, image_id: str, seconds: float, write_ops: float = 0,
                read_ops: float = 0, pool_id: int = 2, latency_ns: float = 1e6) -> None:
@@ -244,3 +248,17 @@ def test_a_late_read_that_finds_two_reports_of_an_osd_counts_both_periods(
         h.tick(0.5)
     r = h.engine.get(task['id'])['result']
     assert r['images'][0]['total']['write_ops/s'] == pytest.approx(100, rel=0.01)
+
+
+def test_only_image_ids_seen_in_counters_are_named(perf: Tuple[Harness, PerfCluster]) -> None:
+    h, cluster = perf
+    # A pool of many images of which the window sees two: naming must not cost the rest.
+    cluster.names[(2, '')].update({f'idle{n}': f'idle-{n}' for n in range(1000)})
+    task, _ = h.engine.submit('rbd_perf', {'pool': 'rbd', 'seconds': 10}, 'u')
+    h.engine.run_due()
+    run_window(h, cluster, 10)
+    h.tick(0.5)
+    assert cluster.name_lookups
+    assert all(set(ids) <= {'aaa', 'bbb'} for ids in cluster.name_lookups)
+    images = {i['image_id']: i['image'] for i in h.engine.get(task['id'])['result']['images']}
+    assert images == {'aaa': 'img-a', 'bbb': 'img-b'}
