@@ -13,11 +13,21 @@ class Cluster(Protocol):
         ...
 
     def pg_stats(self) -> List[Dict[str, Any]]:
-        """Per-PG stats as the mgr last heard them (pgid, state, up, acting, stat_sum)."""
+        """Per-PG stats as the mgr last heard them (pgid, state, up, acting, stat_sum), of
+        every pool: costs in proportion to the whole cluster's PG count."""
         ...
 
-    def pg_mapping(self, pool_id: int, seed: int) -> Tuple[List[int], List[int]]:
-        """(up, acting) OSDs the current OSD map assigns to a PG."""
+    def pool_stats(self) -> Dict[int, Dict[str, Any]]:
+        """Per pool id, the sums of its PGs' stats: num_pg (PGs with stats) and stat_sum
+        (num_objects, num_objects_misplaced, ...). Costs in proportion to the pool count."""
+        ...
+
+    def pg_stats_version(self) -> Any:
+        """A cheap value that changes whenever the mgr takes in new PG stats."""
+        ...
+
+    def pool_pg_mapping(self, pool_id: int) -> Dict[int, Tuple[List[int], List[int]]]:
+        """Per PG seed of a pool, the (up, acting) OSDs the current OSD map assigns it."""
         ...
 
     def osds_down(self) -> int:

@@ -129,9 +129,34 @@ class MgrCluster:
     def pg_stats(self) -> List[Dict[str, Any]]:
         return list(self._snapshot('pg_stats')['pg_stats'])
 
-    def pg_mapping(self, pool_id: int, seed: int) -> Tuple[List[int], List[int]]:
-        m = self._m.get_osdmap().pg_to_up_acting_osds(pool_id, seed)
-        return list(m['up']), list(m['acting'])
+    def pool_stats(self) -> Dict[int, Dict[str, Any]]:
+        return {int(p['poolid']): p
+                for p in self._snapshot('pool_stats').get('pool_stats', [])}
+
+    def pg_stats_version(self) -> Any:
+        # The mgr notifies no PG stats update and tells no PG map version short of a
+        # whole-cluster dump; the delta it recomputes on each update is small and moves.
+        return json.dumps(self._snapshot('io_rate'), sort_keys=True)
+
+    def pool_pg_mapping(self, pool_id: int) -> Dict[int, Tuple[List[int], List[int]]]:
+        # One map copy and one pool-wide call for the up sets; acting differs from up only
+        # where the map holds a pg_temp, and those few are asked one by one.
+        osdmap = self._m.get_osdmap()
+        ups = osdmap.map_pool_pgs_up(pool_id)
+        dump = self._snapshot('osd_map')
+        if dump.get('epoch') != osdmap.get_epoch():
+            dump = osdmap.dump()
+        prefix = f'{pool_id}.'
+        temps = {t['pgid'] for t in dump.get('pg_temp', []) if t['pgid'].startswith(prefix)}
+        mapping: Dict[int, Tuple[List[int], List[int]]] = {}
+        for pgid, up in ups.items():
+            seed = int(pgid[len(prefix):], 16)
+            if pgid in temps:
+                m = osdmap.pg_to_up_acting_osds(pool_id, seed)
+                mapping[seed] = (list(m['up']), list(m['acting']))
+            else:
+                mapping[seed] = (list(up), list(up))
+        return mapping
 
     def osds_down(self) -> int:
         return sum(1 for o in self._snapshot('osd_map')['osds'] if o['in'] and not o['up'])

@@ -19,6 +19,9 @@ WAKE_ON = frozenset({'osd_map', 'pg_summary'})
 # on its own tick, not on every OSD report).
 RECHECK_SECONDS = 1.0
 SETTLING_RECHECK_SECONDS = 0.25
+# The per-PG check again after this long even if neither the PG stats nor the map seem to
+# have changed: the stats' change signal is the mgr's, not a promise.
+FULL_RECHECK_SECONDS = 2.0
 # Share of the percent for pg_num, pgp_num and settled PGs.
 WEIGHTS = (0.4, 0.4, 0.2)
 
@@ -33,65 +36,105 @@ def _positive_int(params: Dict[str, Any], name: str, high: Optional[int] = None)
 
 
 class Observation:
-    """One look at the pool: how far it got, and what it still waits for."""
+    """One look at the pool: how far it got, and what it still waits for.
+
+    The OSD map's pool entry and the sums of the pool's PG stats cost in proportion to
+    the number of pools; per-PG stats come only as a dump of every PG in the cluster. So
+    a look starts from the sums, and `look_closer` (the per-PG check that alone may say
+    "settled") runs only once they allow it: counts at target, stats for each PG, and
+    nothing misplaced, degraded or unfound, which every active+clean PG has.
+    """
 
     def __init__(self, cluster: Cluster, pool: Dict[str, Any], target: int) -> None:
-        pool_id = pool['pool']
+        self.pool_id, self.target = pool['pool'], target
         self.pg_num, self.pgp_num = pool['pg_num'], pool['pg_placement_num']
-        self.counts_done = counts_done = (
+        self.counts_done = (
             self.pg_num == pool['pg_num_target'] == target
             and self.pgp_num == pool['pg_placement_num_target'] == target)
-        prefix = f'{pool_id}.'
-        stats = [s for s in cluster.pg_stats() if s['pgid'].startswith(prefix)]
-        unclean: Dict[str, int] = {}
-        stale = 0
-        misplaced = objects = 0
-        for s in stats:
-            sums = s.get('stat_sum', {})
-            misplaced += sums.get('num_objects_misplaced', 0)
-            objects += sums.get('num_objects', 0)
-            if s['state'] != 'active+clean':
-                unclean[s['state']] = unclean.get(s['state'], 0) + 1
-                continue
-            up, acting = cluster.pg_mapping(pool_id, int(s['pgid'][len(prefix):], 16))
-            if list(s['up']) != list(up) or list(s['acting']) != list(acting):
-                stale += 1
-        self.matching = len(stats) - sum(unclean.values()) - stale
-        self.total = max(len(stats), 1)
+        sums = cluster.pool_stats().get(self.pool_id, {})
+        stat = sums.get('stat_sum', {})
+        objects = stat.get('num_objects', 0)
+        misplaced = stat.get('num_objects_misplaced', 0)
         self.misplaced_ratio = misplaced / objects if objects else 0.0
-        self.settled = counts_done and len(stats) == target and self.matching == target
-        self.why = self._why(cluster, target, unclean, stale, len(stats))
+        self.degraded = stat.get('num_objects_degraded', 0) + stat.get('num_objects_unfound', 0)
+        self.seen = int(sums.get('num_pg', 0))
+        self.may_settle = (self.counts_done and self.seen == target and not misplaced
+                           and not self.degraded)
+        self.unclean: Dict[str, int] = {}
+        self.stale = 0
+        self.looked_closer = False
+        self.settled = False
+        self.down = cluster.osds_down()
 
-    def _why(self, cluster: Cluster, target: int, unclean: Dict[str, int], stale: int,
-             seen: int) -> str:
+    def look_closer(self, cluster: Cluster,
+                    mapping: Dict[int, Tuple[List[int], List[int]]]) -> None:
+        """Each PG active+clean on exactly the OSDs the map assigns: stale stats say
+        active+clean for the old placement while the last step is still peering."""
+        prefix = f'{self.pool_id}.'
+        stats = [s for s in cluster.pg_stats() if s['pgid'].startswith(prefix)]
+        for s in stats:
+            if s['state'] != 'active+clean':
+                self.unclean[s['state']] = self.unclean.get(s['state'], 0) + 1
+            elif (list(s['up']), list(s['acting'])) != \
+                    mapping.get(int(s['pgid'][len(prefix):], 16)):
+                self.stale += 1
+        self.seen = len(stats)
+        self.looked_closer = True
+        self.settled = self.counts_done and self.seen == self.target and self.matching == \
+            self.target
+
+    def keep_closer_look(self, earlier: 'Observation') -> None:
+        """What the last per-PG check saw, when nothing has changed since."""
+        self.unclean, self.stale, self.seen = earlier.unclean, earlier.stale, earlier.seen
+        self.looked_closer = True
+
+    @property
+    def matching(self) -> int:
+        if not self.looked_closer:
+            return self.seen        # as far as the sums tell
+        return self.seen - sum(self.unclean.values()) - self.stale
+
+    @property
+    def why(self) -> str:
+        target = self.target
         parts: List[str] = []
         if self.pg_num != target or self.pgp_num != target:
             parts.append(f'pg_num {self.pg_num}, pgp_num {self.pgp_num} of {target}')
-        if unclean:
-            states = ', '.join(f'{n} {st}' for st, n in sorted(unclean.items()))
-            parts.append(f'{sum(unclean.values())} PGs not active+clean ({states})')
+        if self.unclean:
+            states = ', '.join(f'{n} {st}' for st, n in sorted(self.unclean.items()))
+            parts.append(f'{sum(self.unclean.values())} PGs not active+clean ({states})')
         if self.misplaced_ratio:
             parts.append(f'{self.misplaced_ratio:.1%} objects misplaced')
-        if stale:
-            parts.append(f'{stale} PGs not yet reported on their new OSDs')
-        if seen != self.pg_num:
-            parts.append(f'stats for {seen} of {self.pg_num} PGs')
-        down = cluster.osds_down()
-        if down:
-            parts.append(f'{down} OSD{"s" if down > 1 else ""} down')
+        if self.degraded:
+            parts.append(f'{self.degraded} objects degraded or unfound')
+        if self.stale:
+            parts.append(f'{self.stale} PGs not yet reported on their new OSDs')
+        if self.seen != self.pg_num:
+            parts.append(f'stats for {self.seen} of {self.pg_num} PGs')
+        if self.down:
+            parts.append(f'{self.down} OSD{"s" if self.down > 1 else ""} down')
         return 'waiting: ' + '; '.join(parts) if parts else 'settled'
 
     def fraction(self, before: Tuple[int, int], target: int) -> float:
         def covered(now: int, start: int) -> float:
             return 1.0 if start == target else \
                 max(0.0, min(1.0, (now - start) / (target - start)))
-        placed = self.matching / self.total * (1.0 - self.misplaced_ratio)
+        placed = min(1.0, self.matching / max(self.pg_num, 1)) * (1.0 - self.misplaced_ratio)
         parts = (covered(self.pg_num, before[0]), covered(self.pgp_num, before[1]), placed)
         return sum(w * p for w, p in zip(WEIGHTS, parts))
 
 
+def _key(params: Dict[str, Any], state: Dict[str, Any]) -> str:
+    return f"{params['pool_id']}:{state['issued']}"
+
+
 class SetPgNum(TaskKind):
     name = 'set_pg_num'
+
+    def __init__(self) -> None:
+        # Per task: what the last per-PG check saw, with the stats version and the pool's
+        # mapping it saw them under, and when.
+        self._closer: Dict[str, Tuple[Any, float, Observation]] = {}
 
     def validate(self, ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
         pool = params.get('pool')
@@ -134,7 +177,7 @@ class SetPgNum(TaskKind):
         if not state:
             return self._set_targets(ctx, params, pool)
         target = params['pg_num']
-        seen = Observation(ctx.cluster, pool, target)
+        seen = self._look(ctx, params, state, pool)
         elapsed = ctx.clock.now() - state['issued']
         if seen.settled:
             result = {'pool': params['pool'], 'pg_num_before': params['pg_num_before'],
@@ -149,6 +192,32 @@ class SetPgNum(TaskKind):
         return Continue(state, percent=min(99.0, 100.0 * seen.fraction(before, target)),
                         delay=SETTLING_RECHECK_SECONDS if seen.counts_done else RECHECK_SECONDS,
                         wake_on=WAKE_ON, status_text=seen.why)
+
+    def _look(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any],
+              pool: Dict[str, Any]) -> Observation:
+        seen = Observation(ctx.cluster, pool, params['pg_num'])
+        if not seen.may_settle:
+            return seen
+        # The whole cluster's PG stats only when new stats or a new map came in since the
+        # last per-PG check (on a mgr restart: once), so settling costs a few such reads.
+        key = _key(params, state)
+        mapping = ctx.cluster.pool_pg_mapping(params['pool_id'])
+        changes = (ctx.cluster.pg_stats_version(), sorted(mapping.items()))
+        now = ctx.clock.now()
+        last = self._closer.get(key)
+        if last is not None and last[0] == changes and now - last[1] < FULL_RECHECK_SECONDS:
+            seen.keep_closer_look(last[2])
+        else:
+            seen.look_closer(ctx.cluster, mapping)
+            self._closer[key] = (changes, now, seen)
+        return seen
+
+    def ended(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any]) -> None:
+        if state:
+            self._closer.pop(_key(params, state), None)
+
+    def shutdown(self, ctx: Context) -> None:
+        self._closer.clear()
 
     def _pool(self, cluster: Cluster, params: Dict[str, Any]) -> Dict[str, Any]:
         pool = find_pool(cluster, params['pool'])

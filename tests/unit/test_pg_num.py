@@ -1,4 +1,5 @@
 """The PG task against a fake cluster whose maps and stats the test moves by hand."""
+import json
 from typing import Any, Dict, List, Tuple
 
 import pytest
@@ -16,6 +17,7 @@ class FakeCluster:
         self.commands: List[Dict[str, Any]] = []
         self.down = 0
         self.fail_commands = False
+        self.pg_stats_reads = 0
 
     def add_pool(self, name: str, pool_id: int, pg: int, mode: str = 'off') -> None:
         self.pool_list.append({'pool': pool_id, 'pool_name': name, 'pg_num': pg,
@@ -43,11 +45,24 @@ class FakeCluster:
         return [dict(p) for p in self.pool_list]
 
     def pg_stats(self) -> List[Dict[str, Any]]:
+        self.pg_stats_reads += 1
         return [dict(s) for s in self.stats]
 
-    def pg_mapping(self, pool_id: int, seed: int) -> Tuple[List[int], List[int]]:
-        osd = self.mapping[(pool_id, seed)]
-        return osd, osd
+    def pool_stats(self) -> Dict[int, Dict[str, Any]]:
+        out: Dict[int, Dict[str, Any]] = {}
+        for s in self.stats:
+            pool = out.setdefault(int(s['pgid'].split('.')[0]), {'num_pg': 0, 'stat_sum': {}})
+            pool['num_pg'] += 1
+            for k, v in s['stat_sum'].items():
+                pool['stat_sum'][k] = pool['stat_sum'].get(k, 0) + v
+        return out
+
+    def pg_stats_version(self) -> Any:
+        return json.dumps(self.stats, sort_keys=True)
+
+    def pool_pg_mapping(self, pool_id: int) -> Dict[int, Tuple[List[int], List[int]]]:
+        return {seed: (list(osd), list(osd)) for (p, seed), osd in self.mapping.items()
+                if p == pool_id and seed < self.pool(pool_id)['pg_num']}
 
     def osds_down(self) -> int:
         return self.down
@@ -166,8 +181,43 @@ def test_unclean_pgs_and_down_osds_are_named(pg: Tuple[Harness, FakeCluster]) ->
     cluster.down = 1
     h.tick(1.0)
     text = h.engine.get(task['id'])['status_text']
-    assert '2 PGs not active+clean (1 active+remapped+backfilling, 1 peering)' in text
-    assert '10.0% objects misplaced' in text and '1 OSD down' in text
+    assert text == 'waiting: 10.0% objects misplaced; 1 OSD down'
+    # Backfill done, one PG still peering: only the per-PG check can tell which.
+    cluster.stats[1]['state'] = 'active+clean'
+    cluster.stats[1]['stat_sum']['num_objects_misplaced'] = 0
+    h.tick(1.0)
+    text = h.engine.get(task['id'])['status_text']
+    assert text == 'waiting: 1 PGs not active+clean (1 peering); 1 OSD down'
+
+
+def test_whole_cluster_stats_read_only_when_the_pool_may_have_settled(
+        pg: Tuple[Harness, FakeCluster]) -> None:
+    h, cluster = pg
+    task = submit(h, pool='rbd', pg_num=32)
+    h.engine.run_due()
+    for pgs in (12, 16, 24):                         # the mgr steps the counts up
+        cluster.settle(2, pgs)
+        h.tick(1.0)
+    cluster.settle(2, 32)
+    cluster.stats[3]['stat_sum']['num_objects_misplaced'] = 5
+    h.tick(1.0)
+    assert cluster.pg_stats_reads == 0               # counts or sums said "not yet"
+    cluster.stats[3]['stat_sum']['num_objects_misplaced'] = 0
+    cluster.mapping[(2, 5)] = [1]                    # the last step's stats lag the map
+    h.tick(0.25)
+    assert cluster.pg_stats_reads == 1
+    for _ in range(4):                               # nothing new: the same verdict
+        h.tick(0.25)
+    assert cluster.pg_stats_reads == 1
+    assert 'not yet reported on their new OSDs' in h.engine.get(task['id'])['status_text']
+    for _ in range(4):                               # ... yet looked at again in 2 s
+        h.tick(0.25)
+    assert cluster.pg_stats_reads == 2
+    cluster.settle(2, 32, osds=(0,))                 # new stats: read at once
+    cluster.mapping[(2, 5)] = [0]
+    h.tick(0.25)
+    assert cluster.pg_stats_reads == 3
+    assert h.engine.get(task['id'])['state'] == 'finished'
 
 
 def test_pool_deleted_fails_the_task(pg: Tuple[Harness, FakeCluster]) -> None:
