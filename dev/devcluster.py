@@ -520,6 +520,8 @@ class DevCluster:
                 'cluster addr': '127.0.0.1',
                 'public network': '127.0.0.0/8',
                 'ms bind ipv6': 'false',
+                'ms bind port min': str(self.release.ports[0]),
+                'ms bind port max': str(self.release.ports[1]),
                 'run dir': f'{d}/run',
                 'pid file': f'{d}/run/$name.pid',
                 'admin socket': f'{d}/run/$name.$pid.asok',

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
 RELEASES = ('pacific', 'tentacle')
@@ -54,6 +54,10 @@ class Release:
 
     name = DEFAULT_RELEASE
     root: Optional[Path] = None
+    # The daemons' ports (mgrs and OSDs bind the first free one), half of Ceph's default
+    # range each: a daemon of one release dialling an address a daemon of the other took
+    # over crashes a Pacific mgr (Pacific asserts on Tentacle's key type).
+    ports: Tuple[int, int] = (6800, 7049)
 
     def prepare(self) -> None:
         """Make the release usable (install or build what it needs)."""
@@ -87,6 +91,7 @@ class ChrootRelease(Release):
         self.name = name
         self.root = root
         self.chroot: Path = root
+        self.ports = (7050, 7300)
         self._builder = builder
 
     def prepare(self) -> None:
