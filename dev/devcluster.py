@@ -41,7 +41,8 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, TypeVar
+from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set,
+                    TypeVar)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from release import RELEASES, Release, ReleaseError, release as find_release  # noqa: E402
@@ -749,12 +750,15 @@ class DevCluster:
 
         Returns the active mgr's name.
         """
+        revived = self._revive_lost_respawns()
         if names is None:
             wanted = {d.split('.', 1)[1] for d in self.daemon_pids() if d.startswith('mgr.')}
+            wanted |= revived
         else:
             wanted = {_mgr_name(n) for n in names}
 
         def ready() -> Optional[str]:
+            self._revive_lost_respawns()
             dump = self._ceph_json('mgr', 'dump')
             if not dump or not dump.get('available'):
                 return None
@@ -764,6 +768,29 @@ class DevCluster:
 
         return self.wait_for(ready, timeout=timeout, what=f'mgrs {sorted(wanted)} available',
                              diag=self._mgr_diag)
+
+    def _revive_lost_respawns(self) -> Set[str]:
+        """Start again each mgr that a respawn of its own lost; returns their names.
+
+        A daemonized mgr respawns (on a change of the enabled modules) by exec and fork: the
+        new child cannot lock the pid file its parent still holds, and exits. Seen on
+        Tentacle on a loaded machine; that is the dev cluster's way of running mgrs, not
+        something a test should fail on.
+        """
+        revived: Set[str] = set()
+        live = self.daemon_pids()
+        for name in self.mgr_names:
+            out = self.log_dir / f'mgr.{name}.stdout'
+            if f'mgr.{name}' in live or not out.exists():
+                continue
+            lines = out.read_text(errors='replace').strip().splitlines()
+            if lines and 'failed to lock pidfile' in lines[-1]:
+                self._log(f'mgr.{name} lost in its own respawn; starting it again')
+                with open(out, 'a') as f:
+                    f.write('devcluster: started again after a lost respawn\n')
+                self._spawn(f'mgr.{name}')
+                revived.add(name)
+        return revived
 
     def module_log(self, mgr: Optional[str] = None, module: str = MODULE_NAME,
                    records: int = 30) -> str:
