@@ -752,8 +752,7 @@ class DevCluster:
         """
         revived = self._revive_lost_respawns()
         if names is None:
-            wanted = {d.split('.', 1)[1] for d in self.daemon_pids() if d.startswith('mgr.')}
-            wanted |= revived
+            wanted = self._running_mgrs() | revived
         else:
             wanted = {_mgr_name(n) for n in names}
 
@@ -769,6 +768,9 @@ class DevCluster:
         return self.wait_for(ready, timeout=timeout, what=f'mgrs {sorted(wanted)} available',
                              diag=self._mgr_diag)
 
+    def _running_mgrs(self) -> Set[str]:
+        return {d.split('.', 1)[1] for d in self.daemon_pids() if d.startswith('mgr.')}
+
     def _revive_lost_respawns(self) -> Set[str]:
         """Start again each mgr that a respawn of its own lost; returns their names.
 
@@ -778,13 +780,16 @@ class DevCluster:
         something a test should fail on.
         """
         revived: Set[str] = set()
-        live = self.daemon_pids()
+        lost = []
         for name in self.mgr_names:
             out = self.log_dir / f'mgr.{name}.stdout'
-            if f'mgr.{name}' in live or not out.exists():
-                continue
-            lines = out.read_text(errors='replace').strip().splitlines()
+            lines = out.read_text(errors='replace').strip().splitlines() if out.exists() else []
             if lines and 'failed to lock pidfile' in lines[-1]:
+                lost.append((name, out))
+        # The stdout files first: walking /proc on every poll of a wait costs more.
+        running = self._running_mgrs() if lost else set()
+        for name, out in lost:
+            if name not in running:
                 self._log(f'mgr.{name} lost in its own respawn; starting it again')
                 with open(out, 'a') as f:
                     f.write('devcluster: started again after a lost respawn\n')
@@ -1004,7 +1009,7 @@ class DevCluster:
         mgr is in the map, before (so another one takes over) and after. Returns the new
         active mgr's name.
         """
-        wanted = {d.split('.', 1)[1] for d in self.daemon_pids() if d.startswith('mgr.')}
+        wanted = self._running_mgrs()
         if wait_standby:
             # An orderly failover moves to another mgr: one that failed a moment ago may
             # still be starting, and with no standby the mon keeps the failed one active.
@@ -1035,8 +1040,7 @@ class DevCluster:
 
         If bgtasks is enabled, also wait until `ceph bgtask ls` answers. Returns the active.
         """
-        names = self.mgr_names or [d.split('.', 1)[1] for d in self.daemon_pids()
-                                   if d.startswith('mgr.')]
+        names = self.mgr_names or sorted(self._running_mgrs())
         for name in names:
             if self.mgr_pid(name) is not None:
                 self.kill_mgr(name, signal.SIGKILL)

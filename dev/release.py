@@ -87,11 +87,12 @@ class Release:
 class ChrootRelease(Release):
     """A release whose binaries live in a chroot of their own."""
 
+    ports = (7050, 7300)
+
     def __init__(self, name: str, root: Path, builder: Path) -> None:
         self.name = name
         self.root = root
         self.chroot: Path = root
-        self.ports = (7050, 7300)
         self._builder = builder
 
     def prepare(self) -> None:
