@@ -12,9 +12,9 @@ class Cluster(Protocol):
         """The OSD map's pool entries (pool, pool_name, pg_num, pg_num_target, ...)."""
         ...
 
-    def pg_stats(self) -> List[Dict[str, Any]]:
-        """Per-PG stats as the mgr last heard them (pgid, state, up, acting, stat_sum), of
-        every pool: costs in proportion to the whole cluster's PG count."""
+    def pool_pg_stats(self, pool_id: int) -> List[Dict[str, Any]]:
+        """Per-PG stats of one pool as the mgr last heard them (pgid, state, up, acting,
+        stat_sum); costs in proportion to the pool's PG count."""
         ...
 
     def pool_stats(self) -> Dict[int, Dict[str, Any]]:

@@ -30,6 +30,7 @@ from .kind import Context
 from .kinds import all_kinds
 from .frontend import Frontend
 from .metrics import render as render_metrics
+from .pgreader import PgReader, Unavailable
 from .progress import ProgressMirror
 from .render import task_detail, task_table, user_table
 from .rest import Request, Response, RestApi
@@ -56,6 +57,9 @@ WRITER_THREADS = 2
 # How long a step's record waits before it is written (a newer one replaces it meanwhile):
 # what a failover could lose of a step's progress, and commits saved on short tasks.
 WRITE_LINGER = 0.05
+# After the pool-sized PG read failed (no key, refused, mgr busy), the whole-cluster dump
+# serves for this long before the next try.
+READER_RETRY_SECONDS = 60
 
 SERVER_OPTIONS = [
     Option('server_addr', type='str', default='', runtime=True,
@@ -102,6 +106,8 @@ class MgrCluster:
         self._clock = Clock()
         self._snap_lock = threading.Lock()
         self._snaps: Dict[str, Tuple[float, Any]] = {}
+        self._reader = PgReader(self.mon_command, lambda: module.get('mon_map'))
+        self._reader_retry_at = 0.0
 
     def _snapshot(self, what: str) -> Any:
         with self._snap_lock:
@@ -126,8 +132,22 @@ class MgrCluster:
     def pools(self) -> List[Dict[str, Any]]:
         return list(self._snapshot('osd_map')['pools'])
 
-    def pg_stats(self) -> List[Dict[str, Any]]:
-        return list(self._snapshot('pg_stats')['pg_stats'])
+    def pool_pg_stats(self, pool_id: int) -> List[Dict[str, Any]]:
+        names = [p['pool_name'] for p in self.pools() if p['pool'] == pool_id]
+        now = self._clock.now()
+        if names and now >= self._reader_retry_at:
+            try:
+                return self._reader.pool_pg_stats(names[0])
+            except Unavailable as e:
+                self._m.log.warning('%s; reading every PG of the cluster instead for %d s',
+                                    e, READER_RETRY_SECONDS)
+                self._reader_retry_at = now + READER_RETRY_SECONDS
+        prefix = f'{pool_id}.'
+        return [s for s in self._snapshot('pg_stats')['pg_stats']
+                if s['pgid'].startswith(prefix)]
+
+    def close(self) -> None:
+        self._reader.close()
 
     def pool_stats(self) -> Dict[int, Dict[str, Any]]:
         return {int(p['poolid']): p
@@ -280,7 +300,8 @@ class Module(Commands, MgrModule):
         super().__init__(*args, **kwargs)
         self._stop = threading.Event()
         clock = Clock()
-        self._ctx = Context(cluster=MgrCluster(self), clock=clock, options={})
+        self._cluster = MgrCluster(self)
+        self._ctx = Context(cluster=self._cluster, clock=clock, options={})
         store = MgrStore(self)
         self._store = store
         self._audit_log = AuditLog(self._audit)
@@ -364,6 +385,7 @@ class Module(Commands, MgrModule):
                 web.stop()
         web.stop()
         self.engine.stop()
+        self._cluster.close()
         self._audit_log.stop()
         self.log.info('bgtasks stopped')
 

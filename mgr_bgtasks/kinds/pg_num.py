@@ -39,10 +39,10 @@ class Observation:
     """One look at the pool: how far it got, and what it still waits for.
 
     The OSD map's pool entry and the sums of the pool's PG stats cost in proportion to
-    the number of pools; per-PG stats come only as a dump of every PG in the cluster. So
-    a look starts from the sums, and `look_closer` (the per-PG check that alone may say
-    "settled") runs only once they allow it: counts at target, stats for each PG, and
-    nothing misplaced, degraded or unfound, which every active+clean PG has.
+    the number of pools, the per-PG stats and mapping to the pool's PGs. So a look starts
+    from the sums, and `look_closer` (the per-PG check that alone may say "settled") runs
+    only once they allow it: counts at target, stats for each PG, and nothing misplaced,
+    degraded or unfound, which every active+clean PG has.
     """
 
     def __init__(self, cluster: Cluster, pool: Dict[str, Any], target: int) -> None:
@@ -71,7 +71,7 @@ class Observation:
         """Each PG active+clean on exactly the OSDs the map assigns: stale stats say
         active+clean for the old placement while the last step is still peering."""
         prefix = f'{self.pool_id}.'
-        stats = [s for s in cluster.pg_stats() if s['pgid'].startswith(prefix)]
+        stats = cluster.pool_pg_stats(self.pool_id)
         for s in stats:
             if s['state'] != 'active+clean':
                 self.unclean[s['state']] = self.unclean.get(s['state'], 0) + 1
@@ -198,8 +198,8 @@ class SetPgNum(TaskKind):
         seen = Observation(ctx.cluster, pool, params['pg_num'])
         if not seen.may_settle:
             return seen
-        # The whole cluster's PG stats only when new stats or a new map came in since the
-        # last per-PG check (on a mgr restart: once), so settling costs a few such reads.
+        # Per-PG stats only when new stats or a new map came in since the last per-PG
+        # check (on a mgr restart: once), so settling costs a few such reads.
         key = _key(params, state)
         mapping = ctx.cluster.pool_pg_mapping(params['pool_id'])
         changes = (ctx.cluster.pg_stats_version(), sorted(mapping.items()))

@@ -44,9 +44,9 @@ class FakeCluster:
     def pools(self) -> List[Dict[str, Any]]:
         return [dict(p) for p in self.pool_list]
 
-    def pg_stats(self) -> List[Dict[str, Any]]:
+    def pool_pg_stats(self, pool_id: int) -> List[Dict[str, Any]]:
         self.pg_stats_reads += 1
-        return [dict(s) for s in self.stats]
+        return [dict(s) for s in self.stats if s['pgid'].startswith(f'{pool_id}.')]
 
     def pool_stats(self) -> Dict[int, Dict[str, Any]]:
         out: Dict[int, Dict[str, Any]] = {}
@@ -190,7 +190,7 @@ def test_unclean_pgs_and_down_osds_are_named(pg: Tuple[Harness, FakeCluster]) ->
     assert text == 'waiting: 1 PGs not active+clean (1 peering); 1 OSD down'
 
 
-def test_whole_cluster_stats_read_only_when_the_pool_may_have_settled(
+def test_per_pg_stats_read_only_when_the_pool_may_have_settled(
         pg: Tuple[Harness, FakeCluster]) -> None:
     h, cluster = pg
     task = submit(h, pool='rbd', pg_num=32)

@@ -1,0 +1,89 @@
+"""Per-PG stats of one pool, at a cost that follows the pool.
+
+A module gets per-PG stats only as a dump of every PG in the cluster (`get('pg_stats')`),
+built as Python objects under the GIL every module shares. The mgr's own
+`pg ls-by-pool` filters in C++ and sends back the pool's PGs alone, but the mgr's key is
+refused it: its caps name no mgr commands. So bgtasks asks it as a client of its own,
+`client.bgtasks`, allowed to read the maps and that one command, nothing else. Its key is
+made (or fetched) with `auth get-or-create`, which the mgr's key may do (cephadm makes
+its daemons' keys that way), and is kept only in memory.
+"""
+import json
+import threading
+from typing import Any, Callable, Dict, List, Optional
+
+import rados
+
+ENTITY = 'client.bgtasks'
+CAPS = ['mon', 'allow r', 'mgr', 'allow command "pg ls-by-pool"']
+TIMEOUT = 5
+
+
+class Unavailable(Exception):
+    pass
+
+
+def mon_host(mon_map: Dict[str, Any]) -> str:
+    """mon_host for a client, from the mgr's monmap (the mgr's own config may name the
+    mons by DNS or not at all)."""
+    hosts = []
+    for mon in mon_map.get('mons', []):
+        addrs = mon.get('public_addrs', {}).get('addrvec', [])
+        if addrs:
+            hosts.append('[' + ','.join(f"{a['type']}:{a['addr']}/{a.get('nonce', 0)}"
+                                        for a in addrs) + ']')
+        elif mon.get('public_addr'):
+            hosts.append(mon['public_addr'])
+    return ','.join(hosts)
+
+
+class PgReader:
+    def __init__(self, mon_command: Callable[[Dict[str, Any]], str],
+                 mon_map: Callable[[], Dict[str, Any]]) -> None:
+        self._mon_command = mon_command
+        self._mon_map = mon_map
+        self._lock = threading.Lock()
+        self._client: Optional[Any] = None
+
+    def pool_pg_stats(self, pool_name: str) -> List[Dict[str, Any]]:
+        client = self._connected()
+        try:
+            ret, out, err = client.mgr_command(
+                json.dumps({'prefix': 'pg ls-by-pool', 'poolstr': pool_name,
+                            'format': 'json'}), b'', timeout=TIMEOUT)
+        except rados.Error as e:
+            self.close()
+            raise Unavailable(f'pg ls-by-pool as {ENTITY}: {e}')
+        if ret != 0:
+            raise Unavailable(f'pg ls-by-pool as {ENTITY}: {err} ({ret})')
+        data = json.loads(out)
+        # A dict with pg_ready since Nautilus; a bare list before.
+        return list(data['pg_stats'] if isinstance(data, dict) else data)
+
+    def _connected(self) -> Any:
+        with self._lock:
+            if self._client is not None:
+                return self._client
+            try:
+                out = self._mon_command({'prefix': 'auth get-or-create', 'entity': ENTITY,
+                                         'caps': CAPS, 'format': 'json'})
+                key = json.loads(out)[0]['key']
+            except Exception as e:
+                raise Unavailable(f'no key for {ENTITY}: {e}')
+            client = rados.Rados(rados_id=ENTITY.split('.', 1)[1], conf={
+                'mon_host': mon_host(self._mon_map()), 'key': key, 'keyring': '',
+                # A client inside the mgr process: no socket or log file of its own.
+                'admin_socket': '', 'log_to_file': 'false'})
+            try:
+                client.connect(timeout=TIMEOUT)
+            except rados.Error as e:
+                client.shutdown()
+                raise Unavailable(f'{ENTITY} could not connect: {e}')
+            self._client = client
+            return client
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.shutdown()

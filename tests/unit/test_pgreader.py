@@ -1,0 +1,11 @@
+from mgr_bgtasks.pgreader import mon_host
+
+
+def test_mon_host_names_every_address_of_every_mon() -> None:
+    mon_map = {'mons': [
+        {'name': 'a', 'public_addrs': {'addrvec': [
+            {'type': 'v2', 'addr': '10.0.0.1:3300', 'nonce': 0},
+            {'type': 'v1', 'addr': '10.0.0.1:6789', 'nonce': 0}]}},
+        {'name': 'b', 'public_addr': '10.0.0.2:6789/0'}]}
+    assert mon_host(mon_map) == \
+        '[v2:10.0.0.1:3300/0,v1:10.0.0.1:6789/0],10.0.0.2:6789/0'
