@@ -1,8 +1,8 @@
 """What there is to run tasks on: pools and RBD images, as the web tab lists them."""
 from typing import Any, Dict, List
 
-from .cluster import Cluster, find_pool
-from .errors import Invalid, NotFound
+from .cluster import Cluster
+from .validators import rbd_pool
 
 
 def pools(cluster: Cluster) -> List[Dict[str, Any]]:
@@ -18,9 +18,5 @@ def pools(cluster: Cluster) -> List[Dict[str, Any]]:
 
 
 def rbd_images(cluster: Cluster, pool: str) -> List[Dict[str, Any]]:
-    found = find_pool(cluster, pool)
-    if found is None:
-        raise NotFound(f"pool '{pool}' not found")
-    if 'rbd' not in found.get('application_metadata', {}):
-        raise Invalid(f"pool '{pool}' is not an RBD pool (no rbd application)")
+    rbd_pool(cluster, pool)
     return sorted(cluster.rbd_images(pool), key=lambda i: i['name'])

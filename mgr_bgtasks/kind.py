@@ -5,9 +5,10 @@ next step's state, persisted before it runs) or `Finish` (the result). A step ma
 run twice (a mgr died while it ran), so steps must be idempotent.
 """
 from dataclasses import dataclass
-from typing import Any, Dict, FrozenSet, Optional, Union
+from typing import Any, Dict, FrozenSet, Optional, Tuple, Union
 
 from .clock import Clock
+from .validators import Field, body_schema, check_fields
 
 
 @dataclass
@@ -42,13 +43,30 @@ class Context:
 
 
 class TaskKind:
+    """A kind says everything about itself that the interfaces show: `module.py` has one
+    CLI command per kind, and the REST route, its body schema and the text of a result
+    come from here."""
     name = ''
+    # The REST route is POST /api/taskqueue/<rest_name> (`name` if empty).
+    rest_name = ''
+    summary = ''
+    # The request's fields: validation and the REST body schema both come from them.
+    fields: Tuple[Field, ...] = ()
+    # What the checks against the cluster may refuse, by HTTP status, for the REST document.
+    refusals: Dict[int, str] = {}
     # Kinds that act on the cluster are not queued twice with the same params.
     merge_identical = True
 
+    @property
+    def route(self) -> str:
+        return self.rest_name or self.name
+
+    def body_schema(self) -> Dict[str, Any]:
+        return body_schema(self.fields)
+
     def validate(self, ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
         """Check the request's shape and normalise it; raise errors.Invalid."""
-        raise NotImplementedError
+        return check_fields(self.fields, ctx.cluster, params)
 
     def check(self, ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
         """Check the request against the cluster (errors.NotFound, Invalid, Busy); may
@@ -76,6 +94,15 @@ class TaskKind:
     def shutdown(self, ctx: Context) -> None:
         """The module stops: release what this mgr holds for every task (a new mgr will
         take the tasks up again)."""
+
+    def refs(self, params: Dict[str, Any]) -> Dict[str, Any]:
+        """What the task works on, for its progress event (as Ceph's own modules name
+        it in theirs)."""
+        return {key: params[key] for key in ('pool', 'image') if params.get(key) is not None}
+
+    def render(self, task: Dict[str, Any]) -> Optional[str]:
+        """The CLI's text of a finished task's result, if plain fields do not suit it."""
+        return None
 
     def held(self) -> Dict[str, int]:
         """What this kind holds on the cluster now, by name (for /metrics)."""

@@ -305,8 +305,9 @@ class Module(Commands, MgrModule):
         store = MgrStore(self)
         self._store = store
         self._audit_log = AuditLog(self._audit)
-        self.engine = Engine(store, clock, all_kinds(), self._ctx,
-                             observer=ProgressMirror(self.remote), audit=self._audit_log,
+        kinds = all_kinds()
+        self.engine = Engine(store, clock, kinds, self._ctx,
+                             observer=ProgressMirror(self.remote, kinds), audit=self._audit_log,
                              writer_threads=WRITER_THREADS, write_linger=WRITE_LINGER)
         self._health: Dict[str, Dict[str, Any]] = {}
         self.users = Users(store, clock)
@@ -431,11 +432,15 @@ class Module(Commands, MgrModule):
         tasks = self.engine.list(None if state == 'all' else state)
         return _output(tasks, format, task_table)
 
+    def _detail(self, task: Dict[str, Any]) -> str:
+        kind = self.engine.kinds.get(task['kind'])
+        return task_detail(task, kind.render(task) if kind else None)
+
     @CLIReadCommand('bgtask show')
     @command
     def _show(self, task_id: int, format: str = 'plain') -> HandleCommandResult:
         """Show one background task"""
-        return _output(self.engine.get(task_id), format, task_detail)
+        return _output(self.engine.get(task_id), format, self._detail)
 
     @CLIWriteCommand('bgtask rm')
     @command
@@ -453,7 +458,7 @@ class Module(Commands, MgrModule):
     def _test(self, times: int, format: str = 'plain') -> HandleCommandResult:
         """Start a test task that counts numbers for <times> rounds of about a second"""
         task, _ = self.engine.submit('test', {'times': times}, CLI_USER)
-        return _output(task, format, task_detail)
+        return _output(task, format, self._detail)
 
     @CLIWriteCommand('bgtask set-pg-num')
     @command
@@ -463,7 +468,7 @@ class Module(Commands, MgrModule):
         """Set the number of PGs of a pool; the task ends when the pool has settled"""
         params = {'pool': pool, 'pg_num': pg_num, 'autoscale': autoscale, 'timeout': timeout}
         task, _ = self.engine.submit('set_pg_num', params, CLI_USER)
-        return _output(task, format, task_detail)
+        return _output(task, format, self._detail)
 
     @CLIWriteCommand('bgtask rbd-perf')
     @command
@@ -471,7 +476,7 @@ class Module(Commands, MgrModule):
                   format: str = 'plain') -> HandleCommandResult:
         """Sample per-image RBD I/O over a window (default: every RBD pool, 30 s)"""
         task, _ = self.engine.submit('rbd_perf', {'pool': pool, 'seconds': seconds}, CLI_USER)
-        return _output(task, format, task_detail)
+        return _output(task, format, self._detail)
 
     @CLIWriteCommand('bgtask user create')
     @command

@@ -3,6 +3,8 @@
 import logging
 from typing import Any, Callable, Dict
 
+from .kind import TaskKind
+
 log = logging.getLogger(__name__)
 
 Remote = Callable[..., Any]
@@ -12,18 +14,15 @@ def event_id(task_id: int) -> str:
     return f'bgtasks-{task_id}'
 
 
-def _refs(task: Dict[str, Any]) -> Dict[str, Any]:
-    refs = {'origin': 'bgtasks', 'task_id': task['id'], 'kind': task['kind']}
-    # Name what the task works on, as Ceph's own modules do in their events.
-    for key in ('pool', 'image'):
-        if task['params'].get(key) is not None:
-            refs[key] = task['params'][key]
-    return refs
-
-
 class ProgressMirror:
-    def __init__(self, remote: Remote) -> None:
+    def __init__(self, remote: Remote, kinds: Dict[str, TaskKind]) -> None:
         self._remote = remote
+        self._kinds = kinds
+
+    def _refs(self, task: Dict[str, Any]) -> Dict[str, Any]:
+        kind = self._kinds.get(task['kind'])
+        return {'origin': 'bgtasks', 'task_id': task['id'], 'kind': task['kind'],
+                **(kind.refs(task['params']) if kind else {})}
 
     def task_changed(self, task: Dict[str, Any]) -> None:
         ev = event_id(task['id'])
@@ -31,7 +30,7 @@ class ProgressMirror:
             if task['state'] == 'pending':
                 self._remote('progress', 'update', ev, task['description'],
                              task['percent'] / 100.0,
-                             refs=_refs(task),
+                             refs=self._refs(task),
                              add_to_ceph_s=True)
             elif task['state'] == 'finished':
                 self._remote('progress', 'complete', ev)

@@ -20,35 +20,16 @@ def task_table(tasks: List[Dict[str, Any]]) -> str:
     return table.get_string()
 
 
-def task_detail(task: Dict[str, Any]) -> str:
+def task_detail(task: Dict[str, Any], result_text: Optional[str] = None) -> str:
+    """Every field of the task; the result as `result_text`, if its kind renders one."""
     table = PrettyTable(['FIELD', 'VALUE'])
     table.align = 'l'
-    rbd_result = task['kind'] == 'rbd_perf' and task['state'] == 'finished'
     for key, value in task.items():
-        if value is None or value == {} or (key == 'result' and rbd_result):
+        if value is None or value == {} or (key == 'result' and result_text is not None):
             continue
         table.add_row([key, value])
     text = table.get_string()
-    return text + '\n' + rbd_perf_table(task['result']) if rbd_result else text
-
-
-RBD_COLUMNS = ['read_ops/s', 'write_ops/s', 'read_bytes/s', 'write_bytes/s',
-               'read_latency_ms', 'write_latency_ms']
-
-
-def rbd_perf_table(result: Dict[str, Any]) -> str:
-    """Per-image totals over the window, busiest first."""
-    table = PrettyTable(['POOL', 'NAMESPACE', 'IMAGE'] + [c.upper() for c in RBD_COLUMNS])
-    table.align = 'r'
-    for c in ('POOL', 'NAMESPACE', 'IMAGE'):
-        table.align[c] = 'l'  # type: ignore[index]
-    for image in result['images']:
-        table.add_row([image['pool'], image['namespace'], image['image'] or image['image_id']]
-                      + [f"{image['total'][c]:.1f}" for c in RBD_COLUMNS])
-    window = result['window']
-    return (f"{table.get_string()}\nwindow {window['start']} .. {window['end']} "
-            f"({window['seconds']} s), {result['samples']} OSD reports"
-            + (f", {result['other_images']} more images" if result['other_images'] else ''))
+    return text if result_text is None else text + '\n' + result_text
 
 
 def user_table(users: List[Dict[str, Any]]) -> str:

@@ -1,5 +1,6 @@
 """The REST API: one route table, from which requests are dispatched and the OpenAPI
-document is made, so the two cannot disagree.
+document is made, so the two cannot disagree. Each task kind adds its create route, built
+from what the kind says of itself.
 
 Nothing here knows CherryPy: `server.py` turns a CherryPy request into a `Request`
 and a `Response` back. Refusals are the engine's errors, mapped to HTTP status here,
@@ -18,6 +19,7 @@ from . import inventory
 from .engine import Engine
 from .errors import BgtaskError, Forbidden, Invalid, NotFound
 from .frontend import Frontend
+from .kind import TaskKind
 from .task import STATES, STATUSES
 from .users import ADMIN, Users
 
@@ -79,6 +81,7 @@ class Route:
     responses: Dict[int, str]
     body: Optional[Dict[str, Any]] = None
     query: Tuple[Tuple[str, Dict[str, Any]], ...] = ()
+    kind: str = ''                   # a create route: the kind it creates
     pattern: 're.Pattern[str]' = field(init=False)
 
     def __post_init__(self) -> None:
@@ -86,8 +89,17 @@ class Route:
         self.pattern = re.compile(f'^{regex}$')
 
 
-def _routes() -> List[Route]:
-    routes = [
+def _create_route(prefix: str, kind: TaskKind) -> Route:
+    responses = {201: 'the new task', 400: 'bad field', 401: 'not logged in',
+                 403: 'read-only user', 413: 'body too large', 415: 'not JSON', **kind.refusals}
+    if kind.merge_identical:
+        responses[200] = 'an identical pending task'
+    return Route('POST', f'{prefix}/{kind.route}', 'create_task', WRITE, kind.summary,
+                 dict(sorted(responses.items())), body=kind.body_schema(), kind=kind.name)
+
+
+def routes(kinds: Dict[str, TaskKind]) -> List[Route]:
+    table = [
         Route('POST', '/api/auth/login', 'login', PUBLIC, 'Log in; sets the session cookie',
               {200: 'logged in', 400: 'bad request', 401: 'wrong username or password',
                415: 'not JSON', 429: 'locked after repeated failures'},
@@ -108,7 +120,7 @@ def _routes() -> List[Route]:
         Route('GET', '/metrics', 'metrics', PUBLIC, 'Prometheus metrics', {200: 'text format'}),
     ]
     for prefix in TASKQUEUE_PREFIXES:
-        routes += [
+        table += [
             Route('GET', prefix, 'list_tasks', READ, 'List tasks, newest first',
                   {200: 'a page of tasks', 400: 'bad query', 401: 'not logged in'},
                   query=(('state', {'type': 'string', 'enum': list(STATES)}),
@@ -122,37 +134,9 @@ def _routes() -> List[Route]:
                   'Delete a finished or failed task; abort a pending one (nothing is undone)',
                   {200: 'the pending task, now failed/Aborted', 204: 'deleted',
                    401: 'not logged in', 403: 'read-only user', 404: 'no such task'}),
-            Route('POST', prefix + '/test_task', 'create_test_task', WRITE,
-                  'Start a test task counting `times` rounds of about a second',
-                  {201: 'the new task', 400: 'bad field', 401: 'not logged in',
-                   403: 'read-only user', 413: 'body too large', 415: 'not JSON'},
-                  body={'type': 'object', 'required': ['times'],
-                        'properties': {'times': {'type': 'integer', 'minimum': 1,
-                                                 'maximum': 100000}}}),
-            Route('POST', prefix + '/set_pg_num', 'create_set_pg_num', WRITE,
-                  "Set a pool's number of PGs; done when the pool has settled",
-                  {200: 'an identical pending task', 201: 'the new task', 400: 'bad field',
-                   401: 'not logged in', 403: 'read-only user', 404: 'no such pool',
-                   409: 'the pool has a pending PG task, or its autoscaler is on',
-                   413: 'body too large', 415: 'not JSON'},
-                  body={'type': 'object', 'required': ['pool', 'pg_num'], 'properties': {
-                      'pool': {'type': 'string'},
-                      'pg_num': {'type': 'integer', 'minimum': 1},
-                      'autoscale': {'type': 'string', 'enum': ['off']},
-                      'timeout': {'type': 'integer', 'minimum': 1}}}),
-            Route('POST', prefix + '/rbd_perf', 'create_rbd_perf', WRITE,
-                  'Sample per-image RBD I/O over a window, from the OSD perf queries',
-                  {200: 'an identical pending task', 201: 'the new task', 400: 'bad field',
-                   401: 'not logged in', 403: 'read-only user', 404: 'no such pool',
-                   413: 'body too large', 415: 'not JSON'},
-                  body={'type': 'object', 'properties': {
-                      'pool': {'type': 'string'},
-                      'seconds': {'type': 'integer', 'minimum': 5, 'maximum': 3600}}}),
         ]
-    return routes
-
-
-ROUTES = _routes()
+        table += [_create_route(prefix, kind) for kind in kinds.values()]
+    return table
 
 
 class RestApi:
@@ -162,6 +146,7 @@ class RestApi:
         self.users = users
         self._metrics = metrics
         self._frontend = frontend
+        self.routes = routes(engine.kinds)
 
     # ------------------------------------------------------------ dispatch
 
@@ -189,7 +174,7 @@ class RestApi:
                             headers=[('Cache-Control', 'max-age=3600')])
         path = req.path.rstrip('/') or '/'
         allowed = []
-        for route in ROUTES:
+        for route in self.routes:
             m = route.pattern.match(path)
             if not m:
                 continue
@@ -201,6 +186,8 @@ class RestApi:
             if route.method == 'POST':
                 # A POST that takes no body (logout) needs no content type either.
                 args['body'] = self._json_body(req) if route.body is not None else {}
+            if route.kind:
+                args['kind'] = route.kind
             handler: Callable[..., Response] = getattr(self, route.handler)
             return handler(req, user, **args)
         if allowed:
@@ -289,20 +276,8 @@ class RestApi:
                                   deleted_by=user['username'])
         return Response(204) if task is None else Response(200, task)
 
-    def create_test_task(self, req: Request, user: Dict[str, str],
-                         body: Dict[str, Any]) -> Response:
-        return self._create(req, user, 'test', body)
-
-    def create_set_pg_num(self, req: Request, user: Dict[str, str],
-                          body: Dict[str, Any]) -> Response:
-        return self._create(req, user, 'set_pg_num', body)
-
-    def create_rbd_perf(self, req: Request, user: Dict[str, str],
-                        body: Dict[str, Any]) -> Response:
-        return self._create(req, user, 'rbd_perf', body)
-
-    def _create(self, req: Request, user: Dict[str, str], kind: str,
-                body: Dict[str, Any]) -> Response:
+    def create_task(self, req: Request, user: Dict[str, str], body: Dict[str, Any],
+                    kind: str) -> Response:
         task, created = self.engine.submit(kind, body, user['username'])
         prefix = req.path.rsplit('/', 1)[0]
         return Response(201 if created else 200, task,
@@ -322,7 +297,7 @@ class RestApi:
         return Response(200, self._metrics(), 'text/plain; version=0.0.4; charset=utf-8')
 
     def openapi(self, req: Request, user: None) -> Response:
-        return Response(200, openapi_document())
+        return Response(200, openapi_document(self.routes))
 
 
 def _token(req: Request) -> Optional[str]:
@@ -355,12 +330,13 @@ def _task_id(raw: str) -> int:
     return int(raw)
 
 
-def openapi_document() -> Dict[str, Any]:
+def openapi_document(table: List[Route]) -> Dict[str, Any]:
     paths: Dict[str, Dict[str, Any]] = {}
-    for r in ROUTES:
+    for r in table:
+        name = f"create_{r.template.rsplit('/', 1)[1]}" if r.kind else r.handler
         op: Dict[str, Any] = {
             'summary': r.summary,
-            'operationId': f"{r.handler}{'_oa' if r.template.startswith('/openattic') else ''}",
+            'operationId': f"{name}{'_oa' if r.template.startswith('/openattic') else ''}",
             'responses': {str(code): (ERROR if code >= 400 else {'description': text})
                           for code, text in r.responses.items()},
         }
@@ -379,9 +355,11 @@ def openapi_document() -> Dict[str, Any]:
         if r.body is not None:
             op['requestBody'] = {'required': True,
                                  'content': {'application/json': {'schema': r.body}}}
-        if r.handler in ('get_task', 'create_test_task', 'create_set_pg_num', 'create_rbd_perf'):
-            op['responses'][str(min(r.responses))]['content'] = {
-                'application/json': {'schema': TASK_SCHEMA}}
+        if r.handler in ('get_task', 'create_task'):
+            for code in r.responses:
+                if code < 300:
+                    op['responses'][str(code)]['content'] = {
+                        'application/json': {'schema': TASK_SCHEMA}}
         paths.setdefault(r.template, {})[r.method.lower()] = op
     nullable_time = {'type': 'string', 'format': 'date-time', 'nullable': True}
     return {

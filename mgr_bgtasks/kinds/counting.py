@@ -5,26 +5,19 @@ not in a worker: every module shares the mgr's GIL, so spinning would slow them 
 """
 from typing import Any, Dict
 
-from ..errors import Invalid
 from ..kind import Context, Continue, Finish, Outcome, TaskKind
+from ..validators import Integer
 
 MAX_TIMES = 100000
 NUMBERS_PER_ROUND = 10000
 
 
-def check_times(value: Any) -> int:
-    # bool is an int subclass; JSON true must not pass as 1.
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TIMES:
-        raise Invalid(f'times must be an integer from 1 to {MAX_TIMES}, not {value!r}')
-    return value
-
-
 class CountingTask(TaskKind):
     name = 'test'
+    rest_name = 'test_task'     # openATTIC's path
+    summary = 'Start a test task counting `times` rounds of about a second'
+    fields = (Integer('times', required=True, low=1, high=MAX_TIMES),)
     merge_identical = False   # users start several on purpose to watch the queue
-
-    def validate(self, ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
-        return {'times': check_times(params.get('times'))}
 
     def describe(self, params: Dict[str, Any]) -> str:
         times = params['times']

@@ -7,11 +7,12 @@ current map assigns to it: PG stats lag the map, and stale stats say active+clea
 the old placement while the last step is still peering, so counts alone report done
 seconds early.
 """
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 from ..cluster import Cluster, MonCommandError, find_pool
 from ..errors import BgtaskError, Busy, Invalid, NotFound
 from ..kind import Context, Continue, Finish, Outcome, TaskKind
+from ..validators import Choice, Integer, Name
 
 WAKE_ON = frozenset({'osd_map', 'pg_summary'})
 # Checked at least this often even without a notification; more often once the counts
@@ -24,15 +25,6 @@ SETTLING_RECHECK_SECONDS = 0.25
 FULL_RECHECK_SECONDS = 2.0
 # Share of the percent for pg_num, pgp_num and settled PGs.
 WEIGHTS = (0.4, 0.4, 0.2)
-
-
-def _positive_int(params: Dict[str, Any], name: str, high: Optional[int] = None) -> int:
-    value = params.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1 \
-            or (high is not None and value > high):
-        bound = f'from 1 to {high}' if high else 'of at least 1'
-        raise Invalid(f'{name} must be an integer {bound}, not {value!r}')
-    return value
 
 
 class Observation:
@@ -130,24 +122,19 @@ def _key(params: Dict[str, Any], state: Dict[str, Any]) -> str:
 
 class SetPgNum(TaskKind):
     name = 'set_pg_num'
+    summary = "Set a pool's number of PGs; done when the pool has settled"
+    fields = (Name('pool', required=True, what='a pool name'),
+              Integer('pg_num', required=True, low=1,
+                      high=lambda cluster: int(cluster.option('mon_max_pool_pg_num'))),
+              Choice('autoscale', choices=('off',)),
+              Integer('timeout', low=1))
+    refusals = {404: 'no such pool',
+                409: 'the pool has a pending PG task, or its autoscaler is on'}
 
     def __init__(self) -> None:
         # Per task: what the last per-PG check saw, with the stats version and the pool's
         # mapping it saw them under, and when.
         self._closer: Dict[str, Tuple[Any, float, Observation]] = {}
-
-    def validate(self, ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
-        pool = params.get('pool')
-        if not isinstance(pool, str) or not pool:
-            raise Invalid(f'pool must be a pool name, not {pool!r}')
-        autoscale = params.get('autoscale')
-        if autoscale not in (None, 'off'):
-            raise Invalid(f"autoscale may only be 'off', not {autoscale!r}")
-        timeout = params.get('timeout')
-        if timeout is not None:
-            timeout = _positive_int(params, 'timeout')
-        pg_num = _positive_int(params, 'pg_num', int(ctx.cluster.option('mon_max_pool_pg_num')))
-        return {'pool': pool, 'pg_num': pg_num, 'autoscale': autoscale, 'timeout': timeout}
 
     def check(self, ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
         name, target = params['pool'], params['pg_num']

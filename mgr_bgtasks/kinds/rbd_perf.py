@@ -14,10 +14,13 @@ import json
 import math
 from typing import Any, Dict, List, Optional, Tuple
 
+from prettytable import PrettyTable
+
 from ..clock import iso
-from ..cluster import Cluster, find_pool
-from ..errors import BgtaskError, Invalid, NotFound
+from ..cluster import Cluster
+from ..errors import BgtaskError
 from ..kind import Context, Continue, Finish, Outcome, TaskKind
+from ..validators import Integer, Name, rbd_pools
 
 COUNTERS = ['write_ops', 'read_ops', 'write_bytes', 'read_bytes', 'write_latency',
             'read_latency']
@@ -97,8 +100,31 @@ class Segment:
         return out
 
 
+RBD_COLUMNS = ['read_ops/s', 'write_ops/s', 'read_bytes/s', 'write_bytes/s',
+               'read_latency_ms', 'write_latency_ms']
+
+
+def result_table(result: Dict[str, Any]) -> str:
+    """Per-image totals over the window, busiest first."""
+    table = PrettyTable(['POOL', 'NAMESPACE', 'IMAGE'] + [c.upper() for c in RBD_COLUMNS])
+    table.align = 'r'
+    for c in ('POOL', 'NAMESPACE', 'IMAGE'):
+        table.align[c] = 'l'  # type: ignore[index]
+    for image in result['images']:
+        table.add_row([image['pool'], image['namespace'], image['image'] or image['image_id']]
+                      + [f"{image['total'][c]:.1f}" for c in RBD_COLUMNS])
+    window = result['window']
+    return (f"{table.get_string()}\nwindow {window['start']} .. {window['end']} "
+            f"({window['seconds']} s), {result['samples']} OSD reports"
+            + (f", {result['other_images']} more images" if result['other_images'] else ''))
+
+
 class RbdPerf(TaskKind):
     name = 'rbd_perf'
+    summary = 'Sample per-image RBD I/O over a window, from the OSD perf queries'
+    fields = (Name('pool', what='a pool name'),
+              Integer('seconds', low=MIN_SECONDS, high=MAX_SECONDS, default=DEFAULT_SECONDS))
+    refusals = {404: 'no such pool'}
 
     def __init__(self) -> None:
         # task key (start time + pool) -> this mgr's live segment
@@ -106,32 +132,11 @@ class RbdPerf(TaskKind):
 
     # ------------------------------------------------------------ request
 
-    def validate(self, ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
-        pool = params.get('pool')
-        if pool is not None and (not isinstance(pool, str) or not pool):
-            raise Invalid(f'pool must be a pool name, not {pool!r}')
-        seconds = params.get('seconds')
-        if seconds is None:
-            seconds = DEFAULT_SECONDS
-        if isinstance(seconds, bool) or not isinstance(seconds, int) \
-                or not MIN_SECONDS <= seconds <= MAX_SECONDS:
-            raise Invalid(f'seconds must be an integer from {MIN_SECONDS} to {MAX_SECONDS}, '
-                          f'not {seconds!r}')
-        return {'pool': pool, 'seconds': seconds}
+    def render(self, task: Dict[str, Any]) -> Optional[str]:
+        return result_table(task['result']) if task['state'] == 'finished' else None
 
     def check(self, ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
-        name = params['pool']
-        if name is None:
-            pools = [p for p in ctx.cluster.pools() if 'rbd' in p.get('application_metadata', {})]
-            if not pools:
-                raise Invalid('there is no RBD pool (none has the rbd application)')
-        else:
-            found = find_pool(ctx.cluster, name)
-            if found is None:
-                raise NotFound(f"pool '{name}' not found")
-            if 'rbd' not in found.get('application_metadata', {}):
-                raise Invalid(f"pool '{name}' is not an RBD pool (no rbd application)")
-            pools = [found]
+        pools = rbd_pools(ctx.cluster, params['pool'])
         return {**params, 'pools': {str(p['pool']): p['pool_name'] for p in pools}}
 
     def describe(self, params: Dict[str, Any]) -> str:

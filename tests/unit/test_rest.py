@@ -7,7 +7,9 @@ import pytest
 from conftest import Harness
 
 from mgr_bgtasks.frontend import Frontend
-from mgr_bgtasks.rest import ROUTES, Request, Response, RestApi, openapi_document
+from mgr_bgtasks.kind import Context, Finish, Outcome, TaskKind
+from mgr_bgtasks.rest import Request, Response, RestApi, openapi_document
+from mgr_bgtasks.validators import Choice, Integer, Name
 from mgr_bgtasks.users import Users
 
 
@@ -87,7 +89,7 @@ def test_passwords_and_tokens_are_not_stored_in_clear(api: Api) -> None:
 
 
 def test_every_api_route_but_login_needs_auth(api: Api) -> None:
-    for route in ROUTES:
+    for route in api.api.routes:
         if route.access == 'public':
             continue
         path = route.template.replace('{task_id}', '1')
@@ -157,9 +159,9 @@ def test_list_filters_and_pages_newest_first(api: Api) -> None:
 
 
 def test_openapi_lists_every_route(api: Api) -> None:
-    doc = openapi_document()
+    doc = openapi_document(api.api.routes)
     assert doc['openapi'].startswith('3.')
-    for route in ROUTES:
+    for route in api.api.routes:
         op = doc['paths'][route.template][route.method.lower()]
         assert op['responses']
     r = api.call('GET', '/api/openapi.json')
@@ -244,3 +246,66 @@ def test_static_files_cost_one_copy_however_they_are_spelled(api: Api) -> None:
         assert r.status == 200 and r.body == first.body
     assert api.call('GET', '/static/../README.md').status == 404
     assert len(api.api._frontend._cache) == 1
+
+
+class Echo(TaskKind):
+    """A kind only this test knows: what registering it alone gives the REST API."""
+    name = 'echo'
+    rest_name = 'echo_back'
+    summary = 'Say it back'
+    fields = (Name('word', required=True, what='a word'),
+              Integer('times', low=1, high=3, default=1), Choice('tone', choices=('loud',)))
+    refusals = {409: 'already echoing'}
+
+    def describe(self, params: Dict[str, Any]) -> str:
+        return f"Echoing {params['word']}"
+
+    def step(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any]) -> Outcome:
+        return Finish(params['word'] * params['times'])
+
+
+def test_a_registered_kind_gets_its_route_schema_and_validation_from_itself() -> None:
+    api = Api()
+    api.h.kinds['echo'] = Echo()
+    api.h.restart()
+    api.api = RestApi(api.h.engine, api.users, lambda: '', Frontend(FRONTEND))
+    token = api.token()
+    for prefix in ('/api/taskqueue', '/openattic/api/taskqueue'):
+        r = api.call('POST', f'{prefix}/echo_back', {'word': 'hi', 'extra': 1}, token)
+        assert r.status == 201, r.body
+        assert r.body['params'] == {'word': 'hi', 'times': 1, 'tone': None}
+        again = api.call('POST', f'{prefix}/echo_back', {'word': 'hi'}, token)
+        assert again.status == 200 and again.body['id'] == r.body['id']   # merged
+        api.h.engine.delete(r.body['id'], abort_pending=True, deleted_by='admin')
+    for body, message in (({}, "word must be a word, not None"),
+                          ({'word': 'hi', 'times': 4},
+                           'times must be an integer from 1 to 3, not 4'),
+                          ({'word': 'hi', 'times': True},
+                           'times must be an integer from 1 to 3, not True'),
+                          ({'word': 'hi', 'tone': 'soft'},
+                           "tone may only be 'loud', not 'soft'")):
+        r = api.call('POST', '/api/taskqueue/echo_back', body, token)
+        assert (r.status, r.body['detail']) == (400, message)
+    op = openapi_document(api.api.routes)['paths']['/api/taskqueue/echo_back']['post']
+    assert op['operationId'] == 'create_echo_back' and op['summary'] == 'Say it back'
+    assert op['requestBody']['content']['application/json']['schema'] == {
+        'type': 'object', 'required': ['word'], 'properties': {
+            'word': {'type': 'string', 'minLength': 1},
+            'times': {'type': 'integer', 'minimum': 1, 'maximum': 3, 'default': 1},
+            'tone': {'type': 'string', 'enum': ['loud']}}}
+    assert set(op['responses']) == {'200', '201', '400', '401', '403', '409', '413', '415'}
+
+
+def test_the_known_kinds_keep_their_paths_and_operation_ids(api: Api) -> None:
+    doc = openapi_document(api.api.routes)
+    for prefix, suffix in (('/api/taskqueue', ''), ('/openattic/api/taskqueue', '_oa')):
+        for path in ('test_task', 'set_pg_num', 'rbd_perf'):
+            op = doc['paths'][f'{prefix}/{path}']['post']
+            assert op['operationId'] == f'create_{path}{suffix}'
+            assert op['responses']['201']['content']['application/json']['schema'] == \
+                {'$ref': '#/components/schemas/Task'}
+    pg = doc['paths']['/api/taskqueue/set_pg_num']['post']
+    assert pg['requestBody']['content']['application/json']['schema']['required'] == \
+        ['pool', 'pg_num']
+    assert {'404', '409'} <= set(pg['responses'])
+    assert '200' not in doc['paths']['/api/taskqueue/test_task']['post']['responses']
