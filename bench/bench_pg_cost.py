@@ -39,18 +39,22 @@ KIND = 'set_pg_num'
 FILLER_PG = 512
 
 
-def step_cost(base: str) -> Tuple[float, int]:
-    """(CPU seconds, steps) of the set_pg_num kind so far, from /metrics."""
+def step_cost(base: str) -> Tuple[float, int, float]:
+    """(CPU seconds, steps) of the set_pg_num kind so far and the whole mgr's CPU seconds,
+    from /metrics."""
     text = requests.get(base + '/metrics', timeout=10).text
     cpu = re.search(rf'^bgtasks_step_cpu_seconds_total{{kind="{KIND}"}} (\S+)$', text, re.M)
     count = re.search(rf'^bgtasks_step_seconds_count{{kind="{KIND}"}} (\S+)$', text, re.M)
-    return (float(cpu.group(1)) if cpu else 0.0), (int(count.group(1)) if count else 0)
+    mgr = re.search(r'^bgtasks_mgr_cpu_seconds_total (\S+)$', text, re.M)
+    return ((float(cpu.group(1)) if cpu else 0.0), (int(count.group(1)) if count else 0),
+            float(mgr.group(1)) if mgr else 0.0)
 
 
 def change(cluster: DevCluster, ours: Ours, pools: List[str]) -> Dict[str, Any]:
     """pg_num 8 -> TARGET on every pool at once, by bgtasks; CPU and lags."""
     watchers = [Watcher(cluster, pool, TARGET).start() for pool in pools]
-    cpu0, steps0 = step_cost(ours.base)
+    cpu0, steps0, mgr0 = step_cost(ours.base)
+    began = time.monotonic()
     try:
         done: Dict[str, float] = {}
         locations = {}
@@ -72,7 +76,15 @@ def change(cluster: DevCluster, ours: Ours, pools: List[str]) -> Dict[str, Any]:
     finally:
         for w in watchers:
             w.stop()
-    cpu1, steps1 = step_cost(ours.base)
+    cpu1, steps1, mgr1 = step_cost(ours.base)
+    seconds = time.monotonic() - began
+    # The same watchers for as long with no task: what the mgr spends anyway (its own PG
+    # stats, the judge's commands), so that the change's share of the whole mgr shows.
+    idle = [Watcher(cluster, pool, TARGET).start() for pool in pools]
+    time.sleep(seconds)
+    for w in idle:
+        w.stop()
+    mgr2 = step_cost(ours.base)[2]
     lags = [done[p] - settled[p] for p in pools]
     # The judge looks every 0.2 s, so "done" may come before its first settled look; done
     # early is the judge seeing the pool unsettled after the task said done.
@@ -81,6 +93,7 @@ def change(cluster: DevCluster, ours: Ours, pools: List[str]) -> Dict[str, Any]:
     steps = steps1 - steps0
     return {'pools': len(pools), 'cpu': cpu1 - cpu0, 'steps': steps,
             'per_check_ms': 1000 * (cpu1 - cpu0) / max(steps, 1),
+            'seconds': seconds, 'mgr_cpu': mgr1 - mgr0, 'mgr_cpu_idle': mgr2 - mgr1,
             'lag_min': min(lags), 'lag_max': max(lags), 'early': early}
 
 
@@ -157,7 +170,8 @@ def main() -> None:
         print(f'({key:2}) {what:28}: {r["cpu"]:6.3f} CPU s in {r["steps"]:4} checks '
               f'({r["per_check_ms"]:.2f} ms each), lag {r["lag_min"]:+.2f} .. '
               f'{r["lag_max"]:+.2f} s after the judge\'s first settled look (goal <= 1 s), '
-              f'done early on {len(r["early"])} pools (goal 0)')
+              f'done early on {len(r["early"])} pools (goal 0); whole mgr {r["mgr_cpu"]:.2f} '
+              f'CPU s in {r["seconds"]:.0f} s, {r["mgr_cpu_idle"]:.2f} in as long without a task')
     print(f'(b)/(a) CPU: {b["cpu"] / a["cpu"]:.2f} x (goal <= 1.3 x); '
           f'(b4)/(a4): {b4["cpu"] / a4["cpu"]:.2f} x')
     print(f'four pools at once / one: {a4["cpu"] / a["cpu"]:.2f} x without other PGs, '

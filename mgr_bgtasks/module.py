@@ -60,6 +60,8 @@ WRITE_LINGER = 0.05
 # After the pool-sized PG read failed (no key, refused, mgr busy), the whole-cluster dump
 # serves for this long before the next try.
 READER_RETRY_SECONDS = 60
+# The longest a dump of the pools' PG stat sums serves while the stats seem unchanged.
+STATS_SECONDS = 2.0
 
 SERVER_OPTIONS = [
     Option('server_addr', type='str', default='', runtime=True,
@@ -100,12 +102,18 @@ class MgrCluster:
     # read of a map serves them all instead of one per task. Short against the 0.25 s
     # settling recheck, so a check never sees stats older than the previous check's.
     SNAPSHOT_SECONDS = 0.1
+    # The OSD map changes only with a new epoch, and the mgr notifies each one: its dump
+    # (in proportion to the pools and OSDs) is kept until then, not made for every check.
+    # The age bound only guards against a notification that never comes.
+    MAP_SECONDS = 10.0
 
     def __init__(self, module: MgrModule) -> None:
         self._m = module
         self._clock = Clock()
         self._snap_lock = threading.Lock()
         self._snaps: Dict[str, Tuple[float, Any]] = {}
+        self._map: Optional[Tuple[float, Dict[str, Any]]] = None
+        self._pool_sums: Optional[Tuple[Any, float, Dict[int, Dict[str, Any]]]] = None
         self._reader = PgReader(self.mon_command, lambda: module.get('mon_map'))
         self._reader_retry_at = 0.0
 
@@ -119,6 +127,21 @@ class MgrCluster:
             self._snaps[what] = (now, value)
             return value
 
+    def _osd_map(self, fresher: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        with self._snap_lock:
+            now = self._clock.now()
+            if fresher is not None:
+                if self._map is None or fresher['epoch'] > self._map[1]['epoch']:
+                    self._map = (now, fresher)
+                return fresher
+            if self._map is None or not 0 <= now - self._map[0] < self.MAP_SECONDS:
+                self._map = (now, self._m.get('osd_map'))
+            return self._map[1]
+
+    def map_changed(self) -> None:
+        with self._snap_lock:
+            self._map = None
+
     def _with_rados(self, op: Callable[[Any], Any]) -> Any:
         """Runs op(rados handle); once blocklisted (as failover does to the old active
         mgr's clients), drops the handle and retries on a new one instead of staying dead."""
@@ -130,7 +153,7 @@ class MgrCluster:
             return op(self._m.rados)
 
     def pools(self) -> List[Dict[str, Any]]:
-        return list(self._snapshot('osd_map')['pools'])
+        return list(self._osd_map()['pools'])
 
     def pool_pg_stats(self, pool_id: int) -> List[Dict[str, Any]]:
         names = [p['pool_name'] for p in self.pools() if p['pool'] == pool_id]
@@ -150,8 +173,19 @@ class MgrCluster:
         self._reader.close()
 
     def pool_stats(self) -> Dict[int, Dict[str, Any]]:
-        return {int(p['poolid']): p
+        # The mgr changes its PG stats all at once, and the small delta it recomputes
+        # then (what pg_stats_version reads) changes with them: the dump of every pool's
+        # sums is made again only after that, or after FULL_RECHECK_SECONDS at the latest.
+        version = self.pg_stats_version()
+        with self._snap_lock:
+            now, hit = self._clock.now(), self._pool_sums
+            if hit is not None and hit[0] == version and 0 <= now - hit[1] < STATS_SECONDS:
+                return hit[2]
+        sums = {int(p['poolid']): p
                 for p in self._snapshot('pool_stats').get('pool_stats', [])}
+        with self._snap_lock:
+            self._pool_sums = (version, now, sums)
+        return sums
 
     def pg_stats_version(self) -> Any:
         # The mgr notifies no PG stats update and tells no PG map version short of a
@@ -163,9 +197,9 @@ class MgrCluster:
         # where the map holds a pg_temp, and those few are asked one by one.
         osdmap = self._m.get_osdmap()
         ups = osdmap.map_pool_pgs_up(pool_id)
-        dump = self._snapshot('osd_map')
+        dump = self._osd_map()
         if dump.get('epoch') != osdmap.get_epoch():
-            dump = osdmap.dump()
+            dump = self._osd_map(fresher=osdmap.dump())
         prefix = f'{pool_id}.'
         temps = {t['pgid'] for t in dump.get('pg_temp', []) if t['pgid'].startswith(prefix)}
         mapping: Dict[int, Tuple[List[int], List[int]]] = {}
@@ -179,7 +213,7 @@ class MgrCluster:
         return mapping
 
     def osds_down(self) -> int:
-        return sum(1 for o in self._snapshot('osd_map')['osds'] if o['in'] and not o['up'])
+        return sum(1 for o in self._osd_map()['osds'] if o['in'] and not o['up'])
 
     def pg_states_by_pool(self) -> Dict[int, Dict[str, int]]:
         by_pool = self._snapshot('pg_summary').get('by_pool', {})
@@ -368,6 +402,8 @@ class Module(Commands, MgrModule):
         return (_listen_addr(self), _listen_port(self), self.get_module_option('ssl'))
 
     def notify(self, notify_type: NotifyType, notify_id: str) -> None:
+        if notify_type == NotifyType.osd_map:
+            self._cluster.map_changed()
         self.engine.wake(str(getattr(notify_type, 'value', notify_type)))
 
     def serve(self) -> None:
