@@ -7,6 +7,18 @@ class MonCommandError(Exception):
     pass
 
 
+class ImageGone(Exception):
+    """An RBD image was deleted since it was listed."""
+
+
+class PoolGone(Exception):
+    """A pool was deleted since the request named it."""
+
+
+class Interrupted(Exception):
+    """The module stops: a long read was given up half way."""
+
+
 class Cluster(Protocol):
     def pools(self) -> List[Dict[str, Any]]:
         """The OSD map's pool entries (pool, pool_name, pg_num, pg_num_target, ...)."""
@@ -45,6 +57,22 @@ class Cluster(Protocol):
                         image_ids: List[str]) -> Dict[str, str]:
         """Image id -> name for those of image_ids that still exist in a pool's namespace;
         cost follows len(image_ids), not the pool's image count."""
+        ...
+
+    def rbd_image_specs(self, pool_id: int) -> List[Tuple[str, str, str]]:
+        """(namespace, image id, name) of every image in every namespace of a pool;
+        raises PoolGone."""
+        ...
+
+    def rbd_image_id(self, pool_id: int, namespace: str, name: str) -> Optional[str]:
+        ...
+
+    def rbd_disk_usage(self, pool_id: int, namespace: str, image_id: str,
+                       created_before: float, stop: Any) -> Optional[Dict[str, Any]]:
+        """What `rbd du` says of one image: name, id, provisioned_bytes, used_bytes,
+        snapshots (name, id, provisioned_bytes, used_bytes, oldest first), fast_diff,
+        seconds; None if the image was created at or after `created_before`. Raises
+        ImageGone, PoolGone, or Interrupted once `stop` (a threading.Event) is set."""
         ...
 
     def add_perf_query(self, query: Dict[str, Any]) -> Optional[int]:

@@ -315,6 +315,8 @@ class Engine:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        for kind in self._kinds.values():
+            kind.stopping()
         if self._executor is not None:
             # Steps in flight finish and persist; queued ones simply run on the next engine.
             self._executor.shutdown(wait=True, cancel_futures=True)

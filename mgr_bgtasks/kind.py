@@ -91,6 +91,10 @@ class TaskKind:
         """Release what steps hold on the cluster; called once the task is final, however,
         with the state of its last completed step."""
 
+    def stopping(self) -> None:
+        """The module stops: cut long steps short (a step keeps what it finished; a new
+        mgr goes on from there). Called before the engine waits for steps in flight."""
+
     def shutdown(self, ctx: Context) -> None:
         """The module stops: release what this mgr holds for every task (a new mgr will
         take the tasks up again)."""

@@ -22,7 +22,7 @@ from mgr_util import build_url, get_default_addr
 
 from .audit import AuditLog
 from .clock import Clock
-from .cluster import MonCommandError
+from .cluster import ImageGone, MonCommandError, PoolGone
 from .compat import CLIReadCommand, CLIWriteCommand, Commands, standby_cleanup
 from .engine import Engine
 from .errors import BgtaskError, Invalid
@@ -32,6 +32,7 @@ from .frontend import Frontend
 from .metrics import render as render_metrics
 from .pgreader import PgReader, Unavailable
 from .progress import ProgressMirror
+from .rbdusage import image_usage
 from .render import task_detail, task_table, user_table
 from .rest import Request, Response, RestApi
 from .server import WebServer
@@ -251,6 +252,50 @@ class MgrCluster:
                         continue        # deleted: stays unnamed, as before
             return names
         return dict(self._with_rados(op))
+
+    def _pool_ioctx(self, handle: Any, pool_id: int) -> Any:
+        try:
+            return handle.open_ioctx2(pool_id)
+        except rados.ObjectNotFound as e:
+            raise PoolGone(f'pool {pool_id} was deleted') from e
+
+    def rbd_image_specs(self, pool_id: int) -> List[Tuple[str, str, str]]:
+        def op(handle: Any) -> List[Tuple[str, str, str]]:
+            specs = []
+            with self._pool_ioctx(handle, pool_id) as ioctx:
+                for namespace in [''] + sorted(rbd.RBD().namespace_list(ioctx)):
+                    ioctx.set_namespace(namespace)
+                    try:
+                        specs += [(namespace, e['id'], e['name'])
+                                  for e in rbd.RBD().list2(ioctx)]
+                    except rbd.ObjectNotFound:
+                        continue        # a namespace removed while we listed
+            return specs
+        return list(self._with_rados(op))
+
+    def rbd_image_id(self, pool_id: int, namespace: str, name: str) -> Optional[str]:
+        def op(handle: Any) -> Optional[str]:
+            with self._pool_ioctx(handle, pool_id) as ioctx:
+                ioctx.set_namespace(namespace)
+                try:
+                    with rbd.Image(ioctx, name, read_only=True) as img:
+                        return str(img.id())
+                except (rbd.ImageNotFound, rbd.ObjectNotFound):
+                    return None
+        return self._with_rados(op)
+
+    def rbd_disk_usage(self, pool_id: int, namespace: str, image_id: str,
+                       created_before: float, stop: Any) -> Optional[Dict[str, Any]]:
+        def op(handle: Any) -> Optional[Dict[str, Any]]:
+            with self._pool_ioctx(handle, pool_id) as ioctx:
+                ioctx.set_namespace(namespace)
+                try:
+                    return image_usage(ioctx, image_id, created_before, stop)
+                except ImageGone:
+                    # A snapshot removed while we measured looks the same: a second
+                    # look tells it from the image being gone.
+                    return image_usage(ioctx, image_id, created_before, stop)
+        return self._with_rados(op)
 
     def add_perf_query(self, query: Dict[str, Any]) -> Optional[int]:
         return self._m.add_osd_perf_query(query)
@@ -512,6 +557,14 @@ class Module(Commands, MgrModule):
                   format: str = 'plain') -> HandleCommandResult:
         """Sample per-image RBD I/O over a window (default: every RBD pool, 30 s)"""
         task, _ = self.engine.submit('rbd_perf', {'pool': pool, 'seconds': seconds}, CLI_USER)
+        return _output(task, format, self._detail)
+
+    @CLIWriteCommand('bgtask rbd-du')
+    @command
+    def _rbd_du(self, pool: Optional[str] = None, image: Optional[str] = None,
+                format: str = 'plain') -> HandleCommandResult:
+        """Measure RBD images' provisioned and used bytes (default: every RBD pool)"""
+        task, _ = self.engine.submit('rbd_du', {'pool': pool, 'image': image}, CLI_USER)
         return _output(task, format, self._detail)
 
     @CLIWriteCommand('bgtask user create')

@@ -1,5 +1,6 @@
-// RBD images of a pool, and their performance over a window: "Get performance data" starts an
-// rbd_perf task; its runs are listed, and a finished one is shown as a table and charts.
+// RBD images of a pool, with their used bytes from the latest rbd_du run ("Get disk usage"),
+// and their performance over a window: "Get performance data" starts an rbd_perf task; its
+// runs are listed, and a finished one is shown as a table and charts.
 import {h} from './dom.js';
 import {fmtBytes, fmtTime} from './format.js';
 import {perfResult, sortableTable} from './rbd-results.js';
@@ -8,14 +9,30 @@ import {toast} from './toast.js';
 
 const NO_ROUTE = 'no such resource';
 
-function runsOf(store, pool) {
+function runsOf(store, pool, kind = 'rbd_perf') {
   const runs = [];
   for (const state of ['pending', 'finished', 'failed']) {
     for (const t of store.lists[state] || []) {
-      if (t.kind === 'rbd_perf' && (!t.params.pool || t.params.pool === pool)) runs.push(t);
+      if (t.kind === kind && (!t.params.pool || t.params.pool === pool)) runs.push(t);
     }
   }
   return runs.sort((a, b) => b.id - a.id);
+}
+
+// The newest finished disk usage run covering the pool, and a pending one if any.
+function usageRuns(store, pool) {
+  const runs = runsOf(store, pool, 'rbd_du');
+  return {done: runs.find((t) => t.state === 'finished'),
+    pending: runs.find((t) => t.state === 'pending')};
+}
+
+function usageOf(run, pool) {
+  const used = new Map();
+  if (!run) return used;
+  for (const i of run.result.images) {
+    if (i.pool === pool && !i.namespace) used.set(i.id, i);
+  }
+  return used;
 }
 
 function runLabel(t) {
@@ -68,17 +85,67 @@ export function mount(main, ctx, poolArg, taskArg) {
       h('label', {for: 'rbd-pool'}, 'Pool'), select));
 
     const images = h('div.table-wrap', null, h('p.muted', null, 'Loading…'));
-    page.append(h('section.card', {'aria-labelledby': 'images-title'},
-      h('h3#images-title', null, `Images in ${pool}`), images));
+    const usageNote = h('p.muted#du-note');
+    const imagesCard = h('section.card', {'aria-labelledby': 'images-title'},
+      h('h3#images-title', null, `Images in ${pool}`));
+    if (admin) imagesCard.append(usageForm(pool));
+    imagesCard.append(usageNote, images);
+    page.append(imagesCard);
+    let imageList = null;
+    let imagesSig = '';
     api.images(pool).then((list) => {
       if (!alive) return;
-      images.replaceChildren(list.length ? sortableTable({id: 'images-table',
-        label: `RBD images in ${pool}`, rows: list, columns: [
+      imageList = list;
+      drawImages();
+    }, fail);
+
+    function drawImages() {
+      if (imageList === null) return;
+      const {done, pending} = usageRuns(store, pool);
+      const sig = `${done ? done.id : ''}|${pending ? pending.percent : ''}`;
+      if (sig === imagesSig) return;
+      imagesSig = sig;
+      usageNote.textContent = pending ? `Measuring disk usage: ${pending.percent} % ` +
+          `(${pending.status_text || pending.status})`
+        : done ? `Used bytes as task ${done.id} measured them, ${fmtTime(done.ended)}.`
+          : 'Used bytes: not measured yet.';
+      const used = usageOf(done, pool);
+      const usedOf = (i) => (used.has(i.id) ? used.get(i.id).used_bytes : -1);
+      images.replaceChildren(imageList.length ? sortableTable({id: 'images-table',
+        label: `RBD images in ${pool}`, rows: imageList, columns: [
           {label: 'Name', value: (i) => i.name, text: (i) => i.name},
           {label: 'Size', num: true, value: (i) => i.size, text: (i) => fmtBytes(i.size)},
+          {label: 'Used', num: true, value: usedOf,
+            text: (i) => (used.has(i.id) ? fmtBytes(used.get(i.id).used_bytes) : '–')},
           {label: 'ID', value: (i) => i.id, text: (i) => i.id}]})
         : h('p.muted', null, 'No images in this pool.'));
-    }, fail);
+    }
+
+    function usageForm(poolName) {
+      const error = h('p#du-error.alert.alert-danger', {role: 'alert', hidden: true});
+      const submit = h('button#du-submit.btn', {type: 'submit'}, 'Get disk usage');
+      const form = h('form#du-form.inline-form', {novalidate: true}, submit, error);
+      form.addEventListener('submit', async (ev) => {
+        ev.preventDefault();
+        error.hidden = true;
+        submit.disabled = true;
+        try {
+          const res = await api.create('rbd_du', {pool: poolName});
+          store.track(res.data);
+          toast('info', 'Task started', res.data.description);
+          store.refresh();
+        } catch (err) {
+          if (err.status === 401) return;
+          error.hidden = false;
+          error.textContent = err.status === 404 && err.message.startsWith(NO_ROUTE)
+            ? 'This bgtasks server cannot measure disk usage yet (no rbd_du task).'
+            : err.message;
+        } finally {
+          submit.disabled = false;
+        }
+      });
+      return form;
+    }
 
     const perf = h('section.card#perf', {'aria-labelledby': 'perf-title'},
       h('h3#perf-title', null, 'Performance data'));
@@ -166,7 +233,7 @@ export function mount(main, ctx, poolArg, taskArg) {
       return form;
     }
 
-    onChange = () => draw();
+    onChange = () => { draw(); drawImages(); };
     store.addEventListener('change', onChange);
     store.want('finished', true);
     draw();

@@ -53,6 +53,10 @@ export function openTaskDetail(ctx, task) {
       parts.push(h('p', null, h('a', {href: `#/rbd/${encodeURIComponent(t.params.pool || '')}` +
         `?task=${t.id}`, onclick: () => modal.close()}, 'Show as table and charts')));
     }
+    if (t.kind === 'rbd_du' && t.state === 'finished' && t.params.pool) {
+      parts.push(h('p', null, h('a', {href: `#/rbd/${encodeURIComponent(t.params.pool)}`,
+        onclick: () => modal.close()}, 'Show on the RBD images page')));
+    }
     if (gone) parts.unshift(h('p.alert.alert-info', null, 'This task has been deleted.'));
     body.replaceChildren(...parts);
     body.dataset.state = t.state;

@@ -585,6 +585,35 @@ def test_rbd_perf_run_shows_a_table_and_charts(ui: Ui, rbd_image: str, cluster: 
     ui.shot('rbd-perf', full_page=True)
 
 
+def test_get_disk_usage_fills_the_used_column(ui: Ui, rbd_image: str,
+                                              cluster: DevCluster) -> None:
+    # An image of its own: the perf test's load fills the pool's other image.
+    pool, image = rbd_image.split('/')[0], 'du8'
+    spec = f'{pool}/{image}'
+    cluster.run(cluster.command('rbd', 'create', '--size', '64M', spec))
+    cluster.run(cluster.command('rbd', 'bench', '--io-type', 'write', '--io-size', '1M',
+                                '--io-threads', '1', '--io-total', '8M', '--io-pattern', 'seq',
+                                spec))
+    du = json.loads(cluster.run(cluster.command('rbd', 'du', '--format', 'json',
+                                                spec)).stdout)
+    ui.login(fragment=f'#/rbd/{pool}')
+    page = ui.page
+    row = page.locator('#images-table tbody tr', has_text=image)
+    expect(row).to_be_visible()
+    expect(page.locator('#du-submit')).to_have_text('Get disk usage')
+    with page.expect_response(lambda r: r.url.endswith('/api/taskqueue/rbd_du')) as res:
+        page.click('#du-submit')
+    assert res.value.status in (200, 201), res.value.text()
+    task = res.value.json()
+    done = ui.api.wait_task(task['id'], lambda t: t['state'] != 'pending', timeout=60)
+    assert done['state'] == 'finished', done
+    used = du['images'][0]['used_size']
+    assert used == 8 << 20
+    expect(row.locator('td[data-label="Used"]')).to_have_text('8.00 MiB', timeout=10000)
+    expect(page.locator('#du-note')).to_contain_text(f"task {task['id']}")
+    ui.shot('rbd-du', full_page=True)
+
+
 # ---------------------------------------------------------------- users, sessions
 
 

@@ -299,7 +299,7 @@ def test_a_registered_kind_gets_its_route_schema_and_validation_from_itself() ->
 def test_the_known_kinds_keep_their_paths_and_operation_ids(api: Api) -> None:
     doc = openapi_document(api.api.routes)
     for prefix, suffix in (('/api/taskqueue', ''), ('/openattic/api/taskqueue', '_oa')):
-        for path in ('test_task', 'set_pg_num', 'rbd_perf'):
+        for path in ('test_task', 'set_pg_num', 'rbd_perf', 'rbd_du'):
             op = doc['paths'][f'{prefix}/{path}']['post']
             assert op['operationId'] == f'create_{path}{suffix}'
             assert op['responses']['201']['content']['application/json']['schema'] == \
