@@ -491,7 +491,9 @@ class Engine:
                     text = self._record(current) if save else None
                     snapshot = current.to_json(self._clock.now())
             if not aborted_meanwhile and text is not None:
-                self._persist(task_id, text)
+                # An end is stored before it is announced: a failover between the two
+                # must not let the next mgr run the last step and announce it again.
+                self._persist(task_id, text, wait=not current.pending)
         if not current.pending:
             self._ended(current, current.step if aborted_meanwhile else last_state)
         if not aborted_meanwhile and changed:

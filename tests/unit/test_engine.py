@@ -2,7 +2,7 @@
 import json
 import threading
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import pytest
 from conftest import Harness
@@ -509,3 +509,24 @@ def test_a_state_too_large_to_store_fails_the_task_and_releases_it() -> None:
     assert h.engine.list('pending') == []
     assert len(h.store.get(key_of(task['id'])) or '') < 65536
     assert h.tick(5.0) == 0                      # nothing left scheduled for it
+
+
+def test_an_end_is_stored_before_it_is_announced() -> None:
+    # Background writers that linger far longer than the test: only a write the step
+    # waits for is in the store when the observer hears of the end.
+    h = Harness(writer_threads=1, write_linger=60.0)
+    seen: List[Optional[str]] = []
+    h.observer.task_changed = lambda t: seen.append(  # type: ignore[method-assign]
+        h.store.get(key_of(t['id'])) if t['state'] != 'pending' else None)
+    h.engine._writer.start()
+    try:
+        task, _ = h.engine.submit('test', {'times': 1}, 'u')
+        for _ in range(20):
+            h.tick(1.0)
+            if h.engine.get(task['id'])['state'] != 'pending':
+                break
+        assert h.engine.get(task['id'])['state'] == 'finished'
+        stored = [json.loads(s) for s in seen if s is not None]
+        assert stored and stored[-1]['status'] == 'Finished', seen
+    finally:
+        h.engine._writer.stop()
