@@ -2,6 +2,8 @@
 against a fake, and `module.py` implements it over the mgr."""
 from typing import Any, Dict, List, Optional, Protocol, Tuple
 
+from .dataobjects import DataObjects
+
 
 class MonCommandError(Exception):
     pass
@@ -68,11 +70,13 @@ class Cluster(Protocol):
         ...
 
     def rbd_disk_usage(self, pool_id: int, namespace: str, image_id: str,
-                       created_before: float, stop: Any) -> Optional[Dict[str, Any]]:
+                       created_before: float, stop: Any,
+                       objects: Optional[DataObjects] = None) -> Optional[Dict[str, Any]]:
         """What `rbd du` says of one image: name, id, provisioned_bytes, used_bytes,
         snapshots (name, id, provisioned_bytes, used_bytes, oldest first), fast_diff,
         seconds; None if the image was created at or after `created_before`. Raises
-        ImageGone, PoolGone, or Interrupted once `stop` (a threading.Event) is set."""
+        ImageGone, PoolGone, or Interrupted once `stop` (a threading.Event) is set.
+        `objects` keeps a run's listings of the pool, used where they give the same."""
         ...
 
     def add_perf_query(self, query: Dict[str, Any]) -> Optional[int]:

@@ -24,6 +24,7 @@ from .audit import AuditLog
 from .clock import Clock
 from .cluster import ImageGone, MonCommandError, PoolGone
 from .compat import CLIReadCommand, CLIWriteCommand, Commands, standby_cleanup
+from .dataobjects import DataObjects
 from .engine import Engine
 from .errors import BgtaskError, Invalid
 from .kind import Context
@@ -285,16 +286,23 @@ class MgrCluster:
         return self._with_rados(op)
 
     def rbd_disk_usage(self, pool_id: int, namespace: str, image_id: str,
-                       created_before: float, stop: Any) -> Optional[Dict[str, Any]]:
+                       created_before: float, stop: Any,
+                       objects: Optional[DataObjects] = None) -> Optional[Dict[str, Any]]:
         def op(handle: Any) -> Optional[Dict[str, Any]]:
             with self._pool_ioctx(handle, pool_id) as ioctx:
                 ioctx.set_namespace(namespace)
+                objects_of = None if objects is None else (
+                    lambda prefix: objects.indices(
+                        pool_id, namespace, prefix,
+                        lambda: (o.key for o in ioctx.list_objects())))
                 try:
-                    return image_usage(ioctx, image_id, created_before, stop)
+                    return image_usage(ioctx, pool_id, image_id, created_before, stop,
+                                       objects_of)
                 except ImageGone:
                     # A snapshot removed while we measured looks the same: a second
                     # look tells it from the image being gone.
-                    return image_usage(ioctx, image_id, created_before, stop)
+                    return image_usage(ioctx, pool_id, image_id, created_before, stop,
+                                       objects_of)
         return self._with_rados(op)
 
     def add_perf_query(self, query: Dict[str, Any]) -> Optional[int]:

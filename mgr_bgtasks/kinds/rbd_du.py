@@ -9,20 +9,27 @@ Images are measured by a few threads the kind shares between its tasks: librbd's
 iteration waits on the OSDs without holding the GIL, so the mgr stays responsive.
 """
 import bisect
+import collections
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Optional, Tuple
+import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 from prettytable import PrettyTable
 
 from ..cluster import Cluster, ImageGone, Interrupted, PoolGone
+from ..dataobjects import DataObjects
 from ..errors import BgtaskError, Invalid, NotFound
 from ..kind import Context, Continue, Finish, Outcome, TaskKind
 from ..validators import Name, rbd_pools
 
-# Images measured at once, over every rbd_du task.
+# Images measured at once, over every rbd_du task: a new one starts as soon as one ends.
 PARALLEL = 4
+# A step starts no new image after this long or this many, so that progress is saved (and
+# a failover or an abort loses or waits for) about that much, plus the images in flight.
+STEP_SECONDS = 0.5
+STEP_IMAGES = 256
 # The record must stay under 64 KiB: it keeps the images using most, and counts the rest
 # (the sums cover every image).
 MAX_IMAGES = 200
@@ -91,6 +98,8 @@ class RbdDu(TaskKind):
         self._stop = threading.Event()
         # task key -> the images to measure, in order
         self._listings: Dict[str, List[Spec]] = {}
+        # task key -> its listings of the pools' objects (a run over whole pools only)
+        self._objects: Dict[str, DataObjects] = {}
 
     # ------------------------------------------------------------ request
 
@@ -129,17 +138,9 @@ class RbdDu(TaskKind):
         todo = self._todo(ctx.cluster, params, state)
         if not todo:
             return Finish(self._result(params, state, now))
-        batch = todo[:PARALLEL]
-        done = 0
-        for spec, outcome in zip(batch, self._measure(ctx.cluster, batch, state['start'])):
-            if isinstance(outcome, Interrupted):
-                break       # the module stops: a new mgr measures it again
-            if isinstance(outcome, PoolGone):
-                raise BgtaskError(f"pool '{params['pools'][str(spec[0])]}' was deleted")
-            self._add(params, state, spec, outcome)
-            state['after'] = list(spec[:3])
-            state['done'] += 1
-            done += 1
+        done = self._measure(ctx.cluster, params, state, todo)
+        if done == len(todo):
+            return Finish(self._result(params, state, ctx.clock.now()))
         total = state['done'] + len(todo) - done
         sums = _sum(state['sums'].values())
         return Continue(state, percent=100.0 * state['done'] / max(1, total),
@@ -150,9 +151,11 @@ class RbdDu(TaskKind):
     def ended(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any]) -> None:
         if state:
             self._listings.pop(_key(state), None)
+            self._objects.pop(_key(state), None)
 
     def shutdown(self, ctx: Context) -> None:
         self._listings.clear()
+        self._objects.clear()
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
@@ -163,7 +166,8 @@ class RbdDu(TaskKind):
         self._stop.set()
 
     def held(self) -> Dict[str, int]:
-        return {'rbd_du_listings': len(self._listings)}
+        return {'rbd_du_listings': len(self._listings),
+                'rbd_du_object_listings': len(self._objects)}
 
     def _pools_exist(self, cluster: Cluster, params: Dict[str, Any]) -> None:
         there = {str(p['pool']): p['pool_name'] for p in cluster.pools()}
@@ -178,6 +182,9 @@ class RbdDu(TaskKind):
         if listing is None:
             # First step of the run on this mgr.
             listing = self._listings[key] = self._list(cluster, params)
+            if not params.get('image_id'):
+                # Listing a pool's objects for one image would cost what the pool holds.
+                self._objects[key] = DataObjects()
             state['runs'] = state.get('runs', 0) + 1
         if state['after'] is None:
             return listing
@@ -196,22 +203,53 @@ class RbdDu(TaskKind):
                 raise BgtaskError(f"pool '{params['pools'][str(pool_id)]}' was deleted")
         return sorted(specs)
 
-    def _measure(self, cluster: Cluster, batch: List[Spec], start: float) -> List[Any]:
+    def _measure(self, cluster: Cluster, params: Dict[str, Any], state: Dict[str, Any],
+                 todo: List[Spec]) -> int:
+        """Measures images in order, PARALLEL at a time, and adds them to the state in
+        that order, so that the position reached is always a prefix of the listing.
+        Returns how many were added."""
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=PARALLEL,
                                                     thread_name_prefix='bgtasks-rbd-du')
             executor = self._executor
-        futures = [executor.submit(cluster.rbd_disk_usage, pool_id, namespace, image_id,
-                                   start, self._stop)
-                   for pool_id, namespace, image_id, _ in batch]
-        outcomes: List[Any] = []
-        for f in futures:
-            try:
-                outcomes.append(f.result())
-            except Exception as e:
-                outcomes.append(e)
-        return outcomes
+        objects = self._objects.get(_key(state))
+        began = time.monotonic()
+        window: Deque[Tuple[Spec, Future]] = collections.deque()
+        submitted = done = 0
+
+        def more() -> bool:
+            return (submitted < min(len(todo), STEP_IMAGES) and len(window) < PARALLEL
+                    and time.monotonic() - began < STEP_SECONDS)
+
+        try:
+            while True:
+                while more():
+                    pool_id, namespace, image_id, _ = todo[submitted]
+                    window.append((todo[submitted], executor.submit(
+                        cluster.rbd_disk_usage, pool_id, namespace, image_id,
+                        state['start'], self._stop, objects)))
+                    submitted += 1
+                if not window:
+                    return done
+                spec, future = window.popleft()
+                try:
+                    outcome: Any = future.result()
+                except Exception as e:
+                    outcome = e
+                if isinstance(outcome, Interrupted):
+                    return done     # the module stops: a new mgr measures the rest
+                if isinstance(outcome, PoolGone):
+                    raise BgtaskError(f"pool '{params['pools'][str(spec[0])]}' was deleted")
+                self._add(params, state, spec, outcome)
+                state['after'] = list(spec[:3])
+                state['done'] += 1
+                done += 1
+        finally:
+            # Nothing of this step outlives it: what is left is measured again later.
+            for _, future in window:
+                future.cancel()
+            wait([f for _, f in window])
 
     def _add(self, params: Dict[str, Any], state: Dict[str, Any], spec: Spec,
              outcome: Any) -> None:

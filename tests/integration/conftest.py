@@ -104,6 +104,12 @@ def cluster(rest_port: int) -> Iterator[DevCluster]:
         yield c
     finally:
         c.stop()
+        keep = os.environ.get('BGTASKS_KEEP_LOGS')
+        if keep:        # the daemons' logs and crash reports, for a failure seen in CI
+            for part in ('log', 'crash'):
+                if os.path.isdir(os.path.join(folder, part)):
+                    shutil.copytree(os.path.join(folder, part), os.path.join(keep, part),
+                                    dirs_exist_ok=True)
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -10,11 +10,13 @@ from devcluster import DevCluster
 
 POOL = 'rbddu'
 SLOW = 'rbddu-slow'
-# Images without an object map are scanned object by object: small objects and one
-# operation at a time in the mgr's librbd make a pool of these take long enough (about
-# 6 s an image here, four at a time) to act on a run midway.
-SLOW_IMAGES = 12
-SLOW_SIZE = '1G'
+# Images without an object map but with a snapshot are scanned object by object (without
+# a snapshot the pool's listing would answer): small objects and one operation at a time
+# in the mgr's librbd make a pool of these take long enough (seconds an image here) to
+# act on a run midway. Twenty, so that when the first step (four) is done, the last
+# image has not been started.
+SLOW_IMAGES = 20
+SLOW_SIZE = '512M'
 SLOW_OBJECT = '64K'
 
 
@@ -40,6 +42,13 @@ def images(cluster: DevCluster) -> Iterator[None]:
         rbd(cluster, 'snap', 'create', f'{POOL}/{name}@s2')
         write(cluster, f'{POOL}/{name}', '4M', 'rand')
     write(cluster, f'{POOL}/ns1/inner', '4M')
+    # Without fast-diff nor snapshots, counted from the pool's listing: one ends within
+    # an object (37 MiB of 4 MiB objects), written to its end; one in a namespace.
+    rbd(cluster, 'create', '--size', '37M', '--image-feature', 'layering', f'{POOL}/plain')
+    write(cluster, f'{POOL}/plain', '37M')
+    rbd(cluster, 'create', '--size', '64M', '--image-feature', 'layering',
+        f'{POOL}/ns1/sparse')
+    write(cluster, f'{POOL}/ns1/sparse', '8M', 'rand')
     yield
     cluster.ceph('osd', 'pool', 'rm', POOL, POOL, '--yes-i-really-really-mean-it',
                  check=False)
@@ -81,11 +90,12 @@ def test_equals_rbd_du_byte_for_byte(cluster: DevCluster, bg: Bgtask, images: No
     # Written, so used is below provisioned, and the snapshots hold some of it.
     assert 0 < by_name['nofd']['used_bytes'] < by_name['nofd']['provisioned_bytes']
     assert by_name['fd']['snapshots'][0]['used_bytes'] == 16 << 20
+    assert by_name['plain']['used_bytes'] == by_name['plain']['provisioned_bytes'] == 37 << 20
     assert r['pools'] == [{
-        'pool': POOL, 'images': 4,
+        'pool': POOL, 'images': 6,
         'provisioned_bytes': default['total_provisioned_size'] + ns1['total_provisioned_size'],
         'used_bytes': default['total_used_size'] + ns1['total_used_size']}]
-    assert r['total']['images'] == 4 and r['measurements'] == 4
+    assert r['total']['images'] == 6 and r['measurements'] == 6
     # The largest used first.
     used = [i['used_bytes'] + sum(s['used_bytes'] for s in i['snapshots'])
             for i in r['images']]
@@ -125,6 +135,7 @@ def slow_pool(cluster: DevCluster) -> Iterator[List[str]]:
         rbd(cluster, 'create', '--size', SLOW_SIZE, '--object-size', SLOW_OBJECT,
             '--image-feature', 'layering', f'{SLOW}/{name}')
         write(cluster, f'{SLOW}/{name}', '2M')
+        rbd(cluster, 'snap', 'create', f'{SLOW}/{name}@s')
         ids[name] = json.loads(rbd(cluster, 'info', '--format', 'json', f'{SLOW}/{name}'))['id']
     cluster.ceph('config', 'set', 'mgr', 'rbd_concurrent_management_ops', '1')
     yield sorted(ids, key=lambda name: ids[name])
@@ -156,7 +167,8 @@ def test_deleted_image_abort_and_deleted_pool_midway(cluster: DevCluster, bg: Bg
     again = api.post('/api/taskqueue/rbd_du', {'pool': SLOW})
     assert again.status_code == 200 and again.json()['id'] == task['id'], again.text
     bg.wait_task(task['id'], lambda t: t['percent'] > 0, timeout=120)
-    rbd(cluster, 'rm', f'{SLOW}/{slow_pool[-1]}')      # the last one the run reaches
+    rbd(cluster, 'snap', 'purge', f'{SLOW}/{slow_pool[-1]}')    # the last one the run
+    rbd(cluster, 'rm', f'{SLOW}/{slow_pool[-1]}')               # reaches
     done = bg.wait_task(task['id'], lambda t: t['state'] != 'pending', timeout=300)
     assert done['state'] == 'finished', done
     r = done['result']

@@ -6,6 +6,7 @@ import pytest
 from conftest import Harness
 
 from mgr_bgtasks.cluster import ImageGone, Interrupted, PoolGone
+from mgr_bgtasks.dataobjects import DataObjects, used_bytes
 from mgr_bgtasks.errors import Invalid, NotFound
 from mgr_bgtasks.kinds import rbd_du
 from test_pg_num import FakeCluster
@@ -22,6 +23,7 @@ class DuCluster(FakeCluster):
         self.gone_after_listing: set = set()
         self.pool_gone = False
         self.block: Optional[threading.Event] = None
+        self.listings: set = set()
 
     def image(self, pool_id: int, name: str, provisioned: int, used: int,
               namespace: str = '', snapshots: Tuple[Tuple[str, int], ...] = (),
@@ -41,7 +43,9 @@ class DuCluster(FakeCluster):
         return None
 
     def rbd_disk_usage(self, pool_id: int, namespace: str, image_id: str,
-                       created_before: float, stop: Any) -> Optional[Dict[str, Any]]:
+                       created_before: float, stop: Any,
+                       objects: Optional[DataObjects] = None) -> Optional[Dict[str, Any]]:
+        self.listings.add(None if objects is None else id(objects))
         if self.pool_gone:
             raise PoolGone('gone')
         if self.block is not None:
@@ -136,14 +140,16 @@ def test_one_image_and_identical_request_merged(du: Tuple[Harness, DuCluster]) -
     assert cluster.measured == ['b']
 
 
-def test_failover_goes_on_after_the_images_measured(du: Tuple[Harness, DuCluster]) -> None:
+def test_failover_goes_on_after_the_images_measured(du: Tuple[Harness, DuCluster],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     h, cluster = du
+    monkeypatch.setattr(rbd_du, 'STEP_IMAGES', 4)
     for n in range(10):
         cluster.image(2, f'img{n:02}', 10 * MiB, MiB)
     task, _ = h.engine.submit('rbd_du', {'pool': 'rbd'}, 'u')
     h.tick(0.1)
-    h.tick(0.1)                                     # two batches of four
-    assert len(cluster.measured) == 2 * rbd_du.PARALLEL
+    h.tick(0.1)                                     # two steps of four
+    assert len(cluster.measured) == 8
     assert h.engine.get(task['id'])['percent'] == pytest.approx(80.0)
     h.restart()
     h.engine._ctx.cluster = cluster
@@ -169,8 +175,10 @@ def test_image_deleted_during_the_run_is_listed_not_counted(
                                   'reason': 'deleted during the run'}]
 
 
-def test_pool_deleted_fails_the_task(du: Tuple[Harness, DuCluster]) -> None:
+def test_pool_deleted_fails_the_task(du: Tuple[Harness, DuCluster],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
     h, cluster = du
+    monkeypatch.setattr(rbd_du, 'STEP_IMAGES', 4)
     for n in range(10):
         cluster.image(2, f'img{n}', 10 * MiB, MiB)
     task, _ = h.engine.submit('rbd_du', {'pool': 'rbd'}, 'u')
@@ -209,3 +217,42 @@ def test_stopping_keeps_what_was_measured(du: Tuple[Harness, DuCluster]) -> None
     kind.shutdown(h.engine._ctx)
     run(h)
     assert h.engine.get(task['id'])['result']['total']['images'] == 4
+
+
+def test_a_run_over_pools_shares_one_object_listing_and_one_image_has_none(
+        du: Tuple[Harness, DuCluster]) -> None:
+    h, cluster = du
+    for n in range(20):
+        cluster.image(2, f'img{n:02}', 10 * MiB, MiB)
+    h.engine.submit('rbd_du', {'pool': 'rbd'}, 'u')
+    run(h)
+    assert len(cluster.listings) == 1 and None not in cluster.listings
+    cluster.listings.clear()
+    h.engine.submit('rbd_du', {'pool': 'rbd', 'image': 'img03'}, 'u')
+    run(h)
+    assert cluster.listings == {None}
+
+
+def test_data_objects_listed_once_per_namespace_and_not_past_the_limit() -> None:
+    calls = []
+
+    def names() -> List[str]:
+        calls.append(1)
+        return ['rbd_directory', 'rbd_header.abc', 'rbd_data.abc.0000000000000000',
+                'rbd_data.abc.0000000000000003', 'rbd_data.def.0000000000000001',
+                'rbd_data.odd.not-hex']
+    objects = DataObjects()
+    assert list(objects.indices(1, '', 'rbd_data.abc', names) or []) == [0, 3]
+    assert list(objects.indices(1, '', 'rbd_data.def', names) or []) == [1]
+    assert list(objects.indices(1, '', 'rbd_data.none', names) or []) == []
+    assert len(calls) == 1
+    objects.indices(1, 'ns', 'rbd_data.abc', names)
+    assert len(calls) == 2
+    assert DataObjects(max_objects=5).indices(1, '', 'rbd_data.abc', names) is None
+
+
+def test_used_bytes_counts_whole_objects_and_the_last_up_to_the_end() -> None:
+    # A 10 MiB image of 4 MiB objects: 0 and 1 whole, 2 holds the image's last 2 MiB;
+    # an object past the end (left by a shrink) is not the image's.
+    assert used_bytes([0, 2, 7], 10 * MiB, 4 * MiB) == 6 * MiB
+    assert used_bytes([], 10 * MiB, 4 * MiB) == 0
