@@ -530,3 +530,13 @@ def test_an_end_is_stored_before_it_is_announced() -> None:
         assert stored and stored[-1]['status'] == 'Finished', seen
     finally:
         h.engine._writer.stop()
+
+
+def test_record_limit_is_the_engines_own() -> None:
+    h = Harness(max_record_bytes=200)
+    task, _ = h.engine.submit('test', {'times': 3}, 'u')
+    h.engine.run_due()
+    t = h.engine.get(task['id'])
+    assert t['status'] == 'Exception' and 'too large' in t['error']
+    assert h.engine.list('pending') == [] and h.tick(5.0) == 0
+    assert json.loads(h.store.get(key_of(task['id'])) or '{}')['status'] == 'Exception'

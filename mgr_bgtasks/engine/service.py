@@ -1,43 +1,39 @@
-"""The task engine: the service functions every interface calls, and the scheduler.
+"""The service functions every interface calls: submit, get, list, delete, load, and
+running a step, over a `TaskTable`, a `Scheduler`, the `Writer` and the task kinds.
 
 It knows nothing of ceph-mgr: it talks to a `Store` (key-value, persisted), a
 `Clock`, the task kinds, and an optional observer (the progress mirror). A task's
 record is written after every step, so a new engine over the same store resumes
 every pending task from its last completed step.
 
-Locking: `_cond` guards every in-memory structure. Each task also has a lock held
-from a mutation until its record is handed to the writer (`writer.py`, which keeps
-the newest record of each task and writes them in order); it is always taken before
-`_cond`, never while holding it (a fresh task's lock is the one exception: nobody
-else can know it yet).
+Locking: `_cond` guards every in-memory structure (the table and the scheduler). Each
+task also has a lock held from a mutation until its record is handed to the writer
+(`writer.py`, which keeps the newest record of each task and writes them in order); it
+is always taken before `_cond`, never while holding it (a fresh task's lock is the one
+exception: nobody else can know it yet).
 """
 import copy
-import heapq
 import logging
 import threading
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import (Any, Callable, Dict, FrozenSet, Iterator, List, Optional, Protocol, Set,
-                    Tuple)
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Tuple
 
-from .clock import Clock
-from .errors import BgtaskError, Busy, Conflict, Invalid, NotFound, NotReady
-from .kind import Context, Continue, Finish, Outcome, TaskKind
-from .store import Store
-from .task import (ABORTED, EXCEPTION, KEY_PREFIX, NOT_STARTED, PENDING, RUNNING, STATES,
-                   STATUS_FINISHED, STATUSES, Task, key_of)
-from .writer import Writer
+from ..clock import Clock
+from ..errors import BgtaskError, Busy, Conflict, Invalid, NotFound, NotReady
+from ..kind import Context, Continue, Finish, Outcome, TaskKind
+from ..store import Store
+from ..task import EXCEPTION, KEY_PREFIX, STATES, STATUSES, Task, key_of
+from ..writer import Writer
+from .scheduler import Scheduler
+from .table import TaskTable
 
 # Highest id ever handed out, written only when a task with a higher id is deleted:
 # otherwise the highest stored task already tells it, and a create costs one write.
 ID_FLOOR_KEY = 'id_floor'
 # mon_config_key_max_entry_size; a record larger than this cannot be stored.
 MAX_RECORD_BYTES = 65536
-MAINTENANCE_SECONDS = 5.0
-# Threads are started lazily up to this; `max_workers` limits how many are busy.
-THREAD_CAP = 64
 
 ABORT_WARNING = ('The running step is not stopped, its follow-up steps are cancelled, '
                  'nothing done so far is undone, and the task is kept as failed (Aborted).')
@@ -56,7 +52,8 @@ class Engine:
                  observer: Optional[Observer] = None, max_workers: int = 4,
                  retention_days: float = 7.0, max_retained: int = 10000,
                  audit: Optional[Callable[[str], None]] = None,
-                 writer_threads: int = 0, write_linger: float = 0.0) -> None:
+                 writer_threads: int = 0, write_linger: float = 0.0,
+                 max_record_bytes: int = MAX_RECORD_BYTES) -> None:
         self._store = store
         # Without threads (unit tests), records are written before the call returns.
         self._writer = Writer(store, writer_threads, write_linger)
@@ -65,29 +62,15 @@ class Engine:
         self._kinds = kinds
         self._ctx = ctx
         self._observer = observer
-        self.max_workers = max_workers
         self.retention_days = retention_days
         self.max_retained = max_retained
+        self.max_record_bytes = max_record_bytes
 
         self._cond = threading.Condition()
         self._loaded = False
-        self._tasks: Dict[int, Task] = {}
-        self._task_locks: Dict[int, threading.Lock] = {}
-        self._next_id = 1
-        self._id_floor = 0
-        # Scheduling of pending tasks: `_due` is the truth, the heap may hold stale entries.
-        self._due: Dict[int, float] = {}
-        self._heap: List[Tuple[float, int]] = []
-        self._wake_on: Dict[int, FrozenSet[str]] = {}
-        self._running: Set[int] = set()
-        # Ids of pending tasks: merge and busy checks look only at these, not at the
-        # thousands of finished ones kept.
-        self._pending_ids: Set[int] = set()
-
-        self._thread: Optional[threading.Thread] = None
-        self._executor: Optional[ThreadPoolExecutor] = None
-        self._stopping = False
-        self._next_maintenance = 0.0
+        self._table = TaskTable()
+        self._scheduler = Scheduler(self._cond, clock, self._run_step, self.maintain,
+                                    max_workers)
         # For /metrics: per kind, steps run and seconds spent in them; tasks that failed.
         self.step_count: Dict[str, int] = {}
         self.step_seconds: Dict[str, float] = {}
@@ -95,11 +78,19 @@ class Engine:
         self.step_cpu_seconds: Dict[str, float] = {}
         self.failures: Dict[str, int] = {}
 
+    @property
+    def max_workers(self) -> int:
+        return self._scheduler.max_workers
+
+    @max_workers.setter
+    def max_workers(self, value: int) -> None:
+        self._scheduler.max_workers = value
+
     # ---------------------------------------------------------------- loading
 
     def load(self) -> None:
         """Read every task from the store; pending ones are due at once."""
-        tasks: Dict[int, Task] = {}
+        tasks: List[Task] = []
         unknown_kind: List[Task] = []
         for key, text in self._store.scan(KEY_PREFIX).items():
             try:
@@ -110,26 +101,22 @@ class Engine:
             if task.kind not in self._kinds:
                 log.error('task %d has unknown kind %r; failing it', task.id, task.kind)
                 if task.pending:
-                    task.status, task.error = EXCEPTION, f'unknown task kind {task.kind!r}'
-                    task.ended = self._clock.now()
+                    task.fail(self._clock.now(), f'unknown task kind {task.kind!r}',
+                              keep_progress=True)
                     unknown_kind.append(task)
-            tasks[task.id] = task
+            tasks.append(task)
         floor = int(self._store.get(ID_FLOOR_KEY) or 0)
         now = self._clock.now()
         with self._cond:
-            self._tasks = tasks
-            self._task_locks = {i: threading.Lock() for i in tasks}
-            self._id_floor = floor
-            self._next_id = max([floor] + list(tasks)) + 1
-            self._pending_ids = {t.id for t in tasks.values() if t.pending}
-            for task_id in self._pending_ids:
-                self._schedule(task_id, now)
+            self._table.fill(tasks, floor)
+            for task in self._table.pending():
+                self._scheduler.schedule(task.id, now)
             self._loaded = True
             self._cond.notify_all()
         for task in unknown_kind:
             self._persist(task.id, task.dumps())
-        log.info('loaded %d tasks (%d pending), next id %d', len(tasks),
-                 len(self._due), self._next_id)
+        log.info('loaded %d tasks (%d pending), next id %d', len(self._table),
+                 self._scheduler.due_count(), self._table.next_id)
 
     # ------------------------------------------------------ service functions
 
@@ -154,19 +141,14 @@ class Engine:
             same = self._pending_like(kind, params)
             if same is not None:
                 return same.to_json(now), False
-            for other in self._pending_of(kind_name):
+            for other in self._table.pending_of(kind_name):
                 if kind.conflicts(params, other.params):
                     raise Busy(f'task {other.id} ({other.description}) is pending')
-            task_id = self._next_id
-            self._next_id += 1
+            task_id = self._table.new_id()
             task = Task(id=task_id, kind=kind_name, description=kind.describe(params),
                         params=params, created=now, last_modified=now, created_by=created_by,
                         step=kind.first_state(params))
-            lock = threading.Lock()
-            lock.acquire()
-            self._tasks[task_id] = task
-            self._task_locks[task_id] = lock
-            self._pending_ids.add(task_id)
+            lock = self._table.add(task)
             text = task.dumps()
         try:
             try:
@@ -174,9 +156,7 @@ class Engine:
                 self._writer.put(key_of(task_id), text, wait=True, check=True)
             except Exception as e:
                 with self._cond:
-                    del self._tasks[task_id]
-                    del self._task_locks[task_id]
-                    self._pending_ids.discard(task_id)
+                    self._table.remove(task_id)
                 raise BgtaskError(f'could not store the task: {e}')
         finally:
             lock.release()
@@ -184,8 +164,8 @@ class Engine:
             # Answered as created: once scheduled, its first step may start at any moment.
             created = task.to_json(now)
             # Scheduled only once stored: a step must never run for a task that is not.
-            if task_id in self._tasks:
-                self._schedule(task_id, now)
+            if self._table.get(task_id) is not None:
+                self._scheduler.schedule(task_id, now)
                 self._cond.notify_all()
         self._audit(f'task {task_id} created by {created_by}: {task.description}')
         return created, True
@@ -195,21 +175,15 @@ class Engine:
         Only the request's own keys count: `check` may have added facts to the other's."""
         if not kind.merge_identical:
             return None
-        for other in self._pending_of(kind.name):
+        for other in self._table.pending_of(kind.name):
             if all(other.params.get(k) == v for k, v in params.items()):
                 return other
         return None
 
-    def _pending_of(self, kind_name: str) -> Iterator[Task]:
-        for task_id in sorted(self._pending_ids):
-            task = self._tasks[task_id]
-            if task.kind == kind_name:
-                yield task
-
     def get(self, task_id: int) -> Dict[str, Any]:
         self._check_ready()
         with self._cond:
-            return self._get(task_id).to_json(self._clock.now())
+            return self._table.find(task_id).to_json(self._clock.now())
 
     def list(self, state: Optional[str] = None,
              status: Optional[str] = None) -> List[Dict[str, Any]]:
@@ -227,15 +201,9 @@ class Engine:
             raise Invalid(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
         now = self._clock.now()
         with self._cond:
-            pool = ([self._tasks[i] for i in self._pending_ids] if state == PENDING
-                    else self._tasks.values())
-            tasks = [t for t in pool
-                     if (state is None or t.state == state)
-                     and (status is None or t.status == status)]
-            tasks.sort(key=lambda t: t.id, reverse=True)
-            end = None if limit is None else offset + limit
+            total, tasks = self._table.page(state, status, offset, limit)
             # Only the page is turned into JSON: a list of thousands is asked for by page.
-            return len(tasks), [t.to_json(now) for t in tasks[offset:end]]
+            return total, [t.to_json(now) for t in tasks]
 
     def delete(self, task_id: int, abort_pending: bool,
                deleted_by: str) -> Optional[Dict[str, Any]]:
@@ -255,13 +223,10 @@ class Engine:
                                'Confirm to delete it anyway.')
             now = self._clock.now()
             with self._cond:
-                task.status = ABORTED
-                self._pending_ids.discard(task_id)
-                task.ended = task.last_modified = now
-                task.error = f'deleted while pending by {deleted_by}'
-                task.status_text = None
-                self._unschedule(task_id)
-                still_running = task_id in self._running
+                task.abort(now, f'deleted while pending by {deleted_by}')
+                self._table.changed(task)
+                self._scheduler.unschedule(task_id)
+                still_running = self._scheduler.is_running(task_id)
                 text = task.dumps()
                 snapshot = task.to_json(now)
             self._persist(task_id, text, wait=True)
@@ -285,14 +250,13 @@ class Engine:
         """Tasks that failed by an error (not a user's abort) and are still kept."""
         now = self._clock.now()
         with self._cond:
-            return [t.to_json(now) for t in sorted(self._tasks.values(), key=lambda t: t.id)
-                    if t.status == EXCEPTION]
+            return [t.to_json(now) for t in self._table.all() if t.status == EXCEPTION]
 
     def counts(self) -> Dict[Tuple[str, str], int]:
         """Number of tasks by (kind, status), every known pair included."""
         with self._cond:
             result = {(k, s): 0 for k in self._kinds for s in STATUSES}
-            for t in self._tasks.values():
+            for t in self._table.all():
                 result[(t.kind, t.status)] += 1
             return result
 
@@ -300,27 +264,14 @@ class Engine:
 
     def start(self) -> None:
         """Run steps on a bounded pool of threads until stop()."""
-        with self._cond:
-            self._stopping = False
         self._writer.start()
-        self._executor = ThreadPoolExecutor(max_workers=THREAD_CAP,
-                                            thread_name_prefix='bgtasks-step')
-        self._thread = threading.Thread(target=self._loop, name='bgtasks-scheduler', daemon=True)
-        self._thread.start()
+        self._scheduler.start()
 
     def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._scheduler.stop()
         for kind in self._kinds.values():
             kind.stopping()
-        if self._executor is not None:
-            # Steps in flight finish and persist; queued ones simply run on the next engine.
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        self._scheduler.drain()
         self._writer.stop()
         for kind in self._kinds.values():
             try:
@@ -331,17 +282,12 @@ class Engine:
 
     def wake(self, event: str) -> None:
         """A cluster event (osd_map, pg_summary, ...) makes tasks waiting on it due now."""
-        now = self._clock.now()
-        with self._cond:
-            for task_id, events in list(self._wake_on.items()):
-                if event in events and self._due.get(task_id, 0.0) > now:
-                    self._schedule(task_id, now)
-            self._cond.notify_all()
+        self._scheduler.wake(event, self._clock.now())
 
     def run_due(self) -> int:
         """Run every due step inline (tests drive the engine this way with a fake clock)."""
         with self._cond:
-            ids = self._claim_due(self._clock.now(), len(self._due))
+            ids = self._scheduler.claim_due(self._clock.now(), self._scheduler.due_count())
         for task_id in ids:
             self._run_step(task_id)
         return len(ids)
@@ -349,7 +295,11 @@ class Engine:
     def maintain(self) -> None:
         """Retry failed writes and apply retention."""
         self._writer.retry()
-        for task_id in self._expired(self._clock.now()):
+        now = self._clock.now()
+        with self._cond:
+            expired = self._table.retention_candidates(now, self.retention_days,
+                                                       self.max_retained)
+        for task_id in expired:
             try:
                 self.delete(task_id, abort_pending=False, deleted_by='retention')
             except (NotFound, Conflict):
@@ -361,96 +311,35 @@ class Engine:
         if not self._loaded:
             raise NotReady('bgtasks is loading its tasks, try again')
 
-    def _get(self, task_id: int) -> Task:
-        task = self._tasks.get(task_id)
-        if task is None:
-            raise NotFound(f'task {task_id} not found')
-        return task
-
     @contextmanager
     def _task_lock(self, task_id: int) -> Iterator[Task]:
         with self._cond:
-            lock = self._task_locks.get(task_id)
-            self._get(task_id)
+            lock = self._table.lock_of(task_id)
+            self._table.find(task_id)
         if lock is None:
             raise NotFound(f'task {task_id} not found')
         with lock:
             with self._cond:
-                task = self._get(task_id)
+                task = self._table.find(task_id)
             yield task
 
-    def _schedule(self, task_id: int, when: float) -> None:
-        self._due[task_id] = when
-        heapq.heappush(self._heap, (when, task_id))
-
-    def _unschedule(self, task_id: int) -> None:
-        self._due.pop(task_id, None)
-        self._wake_on.pop(task_id, None)
-
     def _forget(self, task_id: int) -> None:
-        self._unschedule(task_id)
-        del self._tasks[task_id]
-        del self._task_locks[task_id]
-
-    def _claim_due(self, now: float, limit: int) -> List[int]:
-        """Pop up to `limit` due tasks that are not running; they count as running."""
-        ids: List[int] = []
-        while self._heap and len(ids) < limit:
-            when, task_id = self._heap[0]
-            if self._due.get(task_id) != when:
-                heapq.heappop(self._heap)     # stale entry
-                continue
-            if when > now:
-                break
-            heapq.heappop(self._heap)
-            del self._due[task_id]
-            self._wake_on.pop(task_id, None)
-            self._running.add(task_id)
-            ids.append(task_id)
-        return ids
-
-    def _next_wait(self, now: float) -> Optional[float]:
-        while self._heap and self._due.get(self._heap[0][1]) != self._heap[0][0]:
-            heapq.heappop(self._heap)
-        waits = [self._next_maintenance - now]
-        if self._heap and len(self._running) < self.max_workers:
-            waits.append(self._heap[0][0] - now)
-        return max(0.0, min(waits))
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                if self._stopping:
-                    return
-                now = self._clock.now()
-                ids = self._claim_due(now, self.max_workers - len(self._running))
-                if not ids and now < self._next_maintenance:
-                    self._cond.wait(self._next_wait(now))
-                    continue
-            assert self._executor is not None
-            for task_id in ids:
-                self._executor.submit(self._run_step, task_id)
-            if now >= self._next_maintenance:
-                self._next_maintenance = now + MAINTENANCE_SECONDS
-                try:
-                    self.maintain()
-                except Exception:
-                    log.exception('maintenance failed')
+        self._scheduler.unschedule(task_id)
+        self._table.remove(task_id)
 
     def _run_step(self, task_id: int) -> None:
         with self._cond:
-            task = self._tasks.get(task_id)
+            task = self._table.get(task_id)
             if task is None or not task.pending:
-                self._running.discard(task_id)
-                self._cond.notify_all()
+                self._scheduler.step_done(task_id)
                 return
             kind = self._kinds[task.kind]
             # A deep copy: a step may change nested state in place, and the record
             # must only change once the step's outcome is applied.
             params, state = task.params, copy.deepcopy(task.step)
-            if task.status == NOT_STARTED:
-                task.status, task.started = RUNNING, self._clock.now()
-            lock = self._task_locks[task_id]
+            task.start(self._clock.now())
+            lock = self._table.lock_of(task_id)
+            assert lock is not None
         outcome: Optional[Outcome] = None
         error = None
         began, began_cpu = time.monotonic(), time.thread_time()
@@ -464,15 +353,14 @@ class Engine:
         spent, spent_cpu = time.monotonic() - began, time.thread_time() - began_cpu
         with lock:
             with self._cond:
-                self._running.discard(task_id)
-                self._cond.notify_all()
+                self._scheduler.step_done(task_id)
                 self.step_count[kind.name] = self.step_count.get(kind.name, 0) + 1
                 self.step_seconds[kind.name] = self.step_seconds.get(kind.name, 0.0) + spent
                 self.step_cpu_seconds[kind.name] = \
                     self.step_cpu_seconds.get(kind.name, 0.0) + spent_cpu
                 if error is not None:
                     self.failures[kind.name] = self.failures.get(kind.name, 0) + 1
-                current = self._tasks.get(task_id)
+                current = self._table.get(task_id)
                 if current is None:
                     return          # deleted (it was final) while the step ran
                 if not current.pending:
@@ -489,6 +377,7 @@ class Engine:
                     save = changed and (not current.pending or (
                         isinstance(outcome, Continue) and outcome.save))
                     text = self._record(current) if save else None
+                    self._table.changed(current)
                     snapshot = current.to_json(self._clock.now())
             if not aborted_meanwhile and text is not None:
                 # An end is stored before it is announced: a failover between the two
@@ -500,39 +389,26 @@ class Engine:
             self._notify(snapshot)
 
     def _apply(self, task: Task, outcome: Optional[Outcome], error: Optional[str]) -> None:
-        """Record a step's outcome in memory."""
+        """Record a step's outcome in memory; a task that goes on is scheduled again."""
         now = self._clock.now()
-        task.last_modified = now
         if isinstance(outcome, Continue):
-            task.step = outcome.state
-            task.percent = max(0.0, min(100.0, outcome.percent))
-            task.status_text = outcome.status_text
-        else:
-            # Nothing resumes a final task: its step state would only take room.
-            task.ended, task.status_text, task.step = now, None, {}
-            if isinstance(outcome, Finish):
-                task.status, task.percent, task.result = STATUS_FINISHED, 100.0, outcome.result
-            else:
-                task.status, task.error = EXCEPTION, error or 'step returned no outcome'
-        if not task.pending:
-            self._pending_ids.discard(task.id)
-        else:
-            assert isinstance(outcome, Continue)
-            self._schedule(task.id, now + max(0.0, outcome.delay))
+            task.advance(now, outcome.state, outcome.percent, outcome.status_text)
+            self._scheduler.schedule(task.id, now + max(0.0, outcome.delay))
             if outcome.wake_on:
-                self._wake_on[task.id] = outcome.wake_on
+                self._scheduler.wait_for(task.id, outcome.wake_on)
+        elif isinstance(outcome, Finish):
+            task.finish(now, outcome.result)
+        else:
+            task.fail(now, error or 'step returned no outcome')
 
     def _record(self, task: Task) -> str:
         """The record to store; a task whose record outgrew the store's value limit fails
         (and is kept, small) rather than being lost."""
         text = task.dumps()
-        if len(text) > MAX_RECORD_BYTES:
+        if len(text) > self.max_record_bytes:
             if task.pending:
-                self._unschedule(task.id)
-                self._pending_ids.discard(task.id)
-            task.status, task.result, task.step = EXCEPTION, None, {}
-            task.ended, task.status_text = self._clock.now(), None
-            task.error = f'task record too large to store ({len(text)} bytes)'
+                self._scheduler.unschedule(task.id)
+            task.fail(self._clock.now(), f'task record too large to store ({len(text)} bytes)')
             text = task.dumps()
         return text
 
@@ -543,22 +419,13 @@ class Engine:
 
     def _write_id_floor(self, deleted_id: int) -> None:
         with self._cond:
-            if deleted_id <= self._id_floor:
-                return
-            floor = self._next_id - 1
+            floor = self._table.floor_to_store(deleted_id)
+        if floor is None:
+            return
         # Written before the record goes, so a reload never hands this id out again.
         self._store.put(ID_FLOOR_KEY, str(floor))
         with self._cond:
-            self._id_floor = max(self._id_floor, floor)
-
-    def _expired(self, now: float) -> List[int]:
-        with self._cond:
-            final = sorted((t.ended or t.created, t.id) for t in self._tasks.values()
-                           if not t.pending)
-        horizon = now - self.retention_days * 86400.0
-        excess = len(final) - self.max_retained
-        return [task_id for i, (ended, task_id) in enumerate(final)
-                if ended < horizon or i < excess]
+            self._table.floor_stored(floor)
 
     def _ended(self, task: Task, state: Dict[str, Any]) -> None:
         try:

@@ -1,0 +1,262 @@
+"""The engine's and the kinds' view of ceph-mgr: `MgrCluster` (the kinds' Cluster over
+the mgr's maps, mon commands and librados) and `MgrStore` (the engine's Store over the
+module's key-value store)."""
+import json
+import threading
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import rados
+import rbd
+from mgr_module import MgrModule
+
+from .clock import Clock
+from .cluster import ImageGone, MonCommandError, PoolGone
+from .dataobjects import DataObjects
+from .pgreader import PgReader, Unavailable
+from .rbdusage import image_usage
+
+# After the pool-sized PG read failed (no key, refused, mgr busy), the whole-cluster dump
+# serves for this long before the next try.
+READER_RETRY_SECONDS = 60
+# The longest a dump of the pools' PG stat sums serves while the stats seem unchanged.
+STATS_SECONDS = 2.0
+
+
+class MgrCluster:
+    """The task kinds' Cluster interface over the mgr's maps and mon commands."""
+
+    # PG tasks woken by the same notification check within this long of each other; one
+    # read of a map serves them all instead of one per task. Short against the 0.25 s
+    # settling recheck, so a check never sees stats older than the previous check's.
+    SNAPSHOT_SECONDS = 0.1
+    # The OSD map changes only with a new epoch, and the mgr notifies each one: its dump
+    # (in proportion to the pools and OSDs) is kept until then, not made for every check.
+    # The age bound only guards against a notification that never comes.
+    MAP_SECONDS = 10.0
+
+    def __init__(self, module: MgrModule) -> None:
+        self._m = module
+        self._clock = Clock()
+        self._snap_lock = threading.Lock()
+        self._snaps: Dict[str, Tuple[float, Any]] = {}
+        self._map: Optional[Tuple[float, Dict[str, Any]]] = None
+        self._pool_sums: Optional[Tuple[Any, float, Dict[int, Dict[str, Any]]]] = None
+        self._reader = PgReader(self.mon_command, lambda: module.get('mon_map'))
+        self._reader_retry_at = 0.0
+
+    def _snapshot(self, what: str) -> Any:
+        with self._snap_lock:
+            now = self._clock.now()
+            hit = self._snaps.get(what)
+            if hit is not None and 0 <= now - hit[0] < self.SNAPSHOT_SECONDS:
+                return hit[1]
+            value = self._m.get(what)
+            self._snaps[what] = (now, value)
+            return value
+
+    def _osd_map(self, fresher: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        with self._snap_lock:
+            now = self._clock.now()
+            if fresher is not None:
+                if self._map is None or fresher['epoch'] > self._map[1]['epoch']:
+                    self._map = (now, fresher)
+                return fresher
+            if self._map is None or not 0 <= now - self._map[0] < self.MAP_SECONDS:
+                self._map = (now, self._m.get('osd_map'))
+            return self._map[1]
+
+    def map_changed(self) -> None:
+        with self._snap_lock:
+            self._map = None
+
+    def _with_rados(self, op: Callable[[Any], Any]) -> Any:
+        """Runs op(rados handle); once blocklisted (as failover does to the old active
+        mgr's clients), drops the handle and retries on a new one instead of staying dead."""
+        try:
+            return op(self._m.rados)
+        except (rados.ConnectionShutdown, rbd.ConnectionShutdown):
+            self._m.log.warning('RADOS client blocklisted or shut down; reconnecting')
+            self._m.reset_rados()
+            return op(self._m.rados)
+
+    def pools(self) -> List[Dict[str, Any]]:
+        return list(self._osd_map()['pools'])
+
+    def pool_pg_stats(self, pool_id: int) -> List[Dict[str, Any]]:
+        names = [p['pool_name'] for p in self.pools() if p['pool'] == pool_id]
+        now = self._clock.now()
+        if names and now >= self._reader_retry_at:
+            try:
+                return self._reader.pool_pg_stats(names[0])
+            except Unavailable as e:
+                self._m.log.warning('%s; reading every PG of the cluster instead for %d s',
+                                    e, READER_RETRY_SECONDS)
+                self._reader_retry_at = now + READER_RETRY_SECONDS
+        prefix = f'{pool_id}.'
+        return [s for s in self._snapshot('pg_stats')['pg_stats']
+                if s['pgid'].startswith(prefix)]
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def pool_stats(self) -> Dict[int, Dict[str, Any]]:
+        # The mgr changes its PG stats all at once, and the small delta it recomputes
+        # then (what pg_stats_version reads) changes with them: the dump of every pool's
+        # sums is made again only after that, or after FULL_RECHECK_SECONDS at the latest.
+        version = self.pg_stats_version()
+        with self._snap_lock:
+            now, hit = self._clock.now(), self._pool_sums
+            if hit is not None and hit[0] == version and 0 <= now - hit[1] < STATS_SECONDS:
+                return hit[2]
+        sums = {int(p['poolid']): p
+                for p in self._snapshot('pool_stats').get('pool_stats', [])}
+        with self._snap_lock:
+            self._pool_sums = (version, now, sums)
+        return sums
+
+    def pg_stats_version(self) -> Any:
+        # The mgr notifies no PG stats update and tells no PG map version short of a
+        # whole-cluster dump; the delta it recomputes on each update is small and moves.
+        return json.dumps(self._snapshot('io_rate'), sort_keys=True)
+
+    def pool_pg_mapping(self, pool_id: int) -> Dict[int, Tuple[List[int], List[int]]]:
+        # One map copy and one pool-wide call for the up sets; acting differs from up only
+        # where the map holds a pg_temp, and those few are asked one by one.
+        osdmap = self._m.get_osdmap()
+        ups = osdmap.map_pool_pgs_up(pool_id)
+        dump = self._osd_map()
+        if dump.get('epoch') != osdmap.get_epoch():
+            dump = self._osd_map(fresher=osdmap.dump())
+        prefix = f'{pool_id}.'
+        temps = {t['pgid'] for t in dump.get('pg_temp', []) if t['pgid'].startswith(prefix)}
+        mapping: Dict[int, Tuple[List[int], List[int]]] = {}
+        for pgid, up in ups.items():
+            seed = int(pgid[len(prefix):], 16)
+            if pgid in temps:
+                m = osdmap.pg_to_up_acting_osds(pool_id, seed)
+                mapping[seed] = (list(m['up']), list(m['acting']))
+            else:
+                mapping[seed] = (list(up), list(up))
+        return mapping
+
+    def osds_down(self) -> int:
+        return sum(1 for o in self._osd_map()['osds'] if o['in'] and not o['up'])
+
+    def pg_states_by_pool(self) -> Dict[int, Dict[str, int]]:
+        by_pool = self._snapshot('pg_summary').get('by_pool', {})
+        return {int(pool_id): dict(states) for pool_id, states in by_pool.items()}
+
+    def rbd_images(self, pool: str) -> List[Dict[str, Any]]:
+        def op(handle: Any) -> List[Dict[str, Any]]:
+            images = []
+            with handle.open_ioctx(pool) as ioctx:
+                for entry in rbd.RBD().list2(ioctx):
+                    try:
+                        with rbd.Image(ioctx, image_id=entry['id'], read_only=True) as img:
+                            size = img.size()
+                    except rbd.ImageNotFound:
+                        continue        # removed while we listed
+                    images.append({'name': entry['name'], 'id': entry['id'], 'size': size})
+            return images
+        return list(self._with_rados(op))
+
+    def option(self, name: str) -> Any:
+        return self._m.get_ceph_option(name)
+
+    def rbd_image_names(self, pool_id: int, namespace: str,
+                        image_ids: List[str]) -> Dict[str, str]:
+        # One open per id seen, not list2: a pool may hold tens of thousands of images.
+        def op(handle: Any) -> Dict[str, str]:
+            names = {}
+            with handle.open_ioctx2(pool_id) as ioctx:
+                ioctx.set_namespace(namespace)
+                for image_id in image_ids:
+                    try:
+                        with rbd.Image(ioctx, image_id=image_id, read_only=True) as img:
+                            names[image_id] = img.get_name()
+                    except rbd.ImageNotFound:
+                        continue        # deleted: stays unnamed, as before
+            return names
+        return dict(self._with_rados(op))
+
+    def _pool_ioctx(self, handle: Any, pool_id: int) -> Any:
+        try:
+            return handle.open_ioctx2(pool_id)
+        except rados.ObjectNotFound as e:
+            raise PoolGone(f'pool {pool_id} was deleted') from e
+
+    def rbd_image_specs(self, pool_id: int) -> List[Tuple[str, str, str]]:
+        def op(handle: Any) -> List[Tuple[str, str, str]]:
+            specs = []
+            with self._pool_ioctx(handle, pool_id) as ioctx:
+                for namespace in [''] + sorted(rbd.RBD().namespace_list(ioctx)):
+                    ioctx.set_namespace(namespace)
+                    try:
+                        specs += [(namespace, e['id'], e['name'])
+                                  for e in rbd.RBD().list2(ioctx)]
+                    except rbd.ObjectNotFound:
+                        continue        # a namespace removed while we listed
+            return specs
+        return list(self._with_rados(op))
+
+    def rbd_image_id(self, pool_id: int, namespace: str, name: str) -> Optional[str]:
+        def op(handle: Any) -> Optional[str]:
+            with self._pool_ioctx(handle, pool_id) as ioctx:
+                ioctx.set_namespace(namespace)
+                try:
+                    with rbd.Image(ioctx, name, read_only=True) as img:
+                        return str(img.id())
+                except (rbd.ImageNotFound, rbd.ObjectNotFound):
+                    return None
+        return self._with_rados(op)
+
+    def rbd_disk_usage(self, pool_id: int, namespace: str, image_id: str,
+                       created_before: float, stop: Any,
+                       objects: Optional[DataObjects] = None) -> Optional[Dict[str, Any]]:
+        def op(handle: Any) -> Optional[Dict[str, Any]]:
+            with self._pool_ioctx(handle, pool_id) as ioctx:
+                ioctx.set_namespace(namespace)
+                objects_of = None if objects is None else (
+                    lambda prefix: objects.indices(
+                        pool_id, namespace, prefix,
+                        lambda: (o.key for o in ioctx.list_objects())))
+                try:
+                    return image_usage(ioctx, pool_id, image_id, created_before, stop,
+                                       objects_of)
+                except ImageGone:
+                    # A snapshot removed while we measured looks the same: a second
+                    # look tells it from the image being gone.
+                    return image_usage(ioctx, pool_id, image_id, created_before, stop,
+                                       objects_of)
+        return self._with_rados(op)
+
+    def add_perf_query(self, query: Dict[str, Any]) -> Optional[int]:
+        return self._m.add_osd_perf_query(query)
+
+    def remove_perf_query(self, query_id: int) -> None:
+        self._m.remove_osd_perf_query(query_id)
+
+    def perf_counters(self, query_id: int) -> Dict[str, Any]:
+        return dict(self._m.get_osd_perf_counters(query_id) or {})
+
+    def mon_command(self, cmd: Dict[str, Any]) -> str:
+        ret, out, err = self._m.mon_command(cmd)
+        if ret != 0:
+            raise MonCommandError(f"{cmd['prefix']} failed: {err or out} ({ret})")
+        return str(out)
+
+
+class MgrStore:
+    """The engine's Store over the module's key-value store (mon config-key)."""
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+
+    def get(self, key: str) -> Optional[str]:
+        return self._module.get_store(key)
+
+    def put(self, key: str, value: Optional[str]) -> None:
+        self._module.set_store(key, value)
+
+    def scan(self, prefix: str) -> Dict[str, str]:
+        return self._module.get_store_prefix(prefix)
