@@ -695,6 +695,15 @@ class DevCluster:
                       'osd', 'allow *', 'mds', 'allow *', '-o', str(keyring))
         self._spawn(f'mgr.{name}')
 
+    def add_osd(self, timeout: float = 60) -> int:
+        """One more OSD in a running cluster; returns its id once it is up."""
+        osd_id, osd_uuid = self._create_osd()
+        state = self._state()
+        state.setdefault('osds', {})[str(osd_id)] = osd_uuid
+        self._save_state(state)
+        self.wait_osds_up(timeout=timeout)
+        return osd_id
+
     def _create_osd(self) -> tuple[int, str]:
         osd_uuid = str(uuid.uuid4())
         osd_id = int(self.ceph('osd', 'new', osd_uuid).strip())

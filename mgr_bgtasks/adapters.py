@@ -1,6 +1,6 @@
 """The engine's and the kinds' view of ceph-mgr: `MgrCluster` (the kinds' Cluster over
-the mgr's maps, mon commands and librados) and `MgrStore` (the engine's Store over the
-module's key-value store)."""
+the mgr's maps, mon commands and librados), `MgrStore` (the module's key-value store) and
+`MgrOmap` (the omap of the mgr's pool, where task records live)."""
 import json
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -10,6 +10,8 @@ import rbd
 from mgr_module import MgrModule
 
 from .clock import Clock
+from .compat import mgr_pool
+from .omapstore import NAMESPACE, RadosOmap
 from .cluster import ImageGone, MonCommandError, PoolGone
 from .dataobjects import DataObjects
 from .pgreader import PgReader, Unavailable
@@ -260,3 +262,40 @@ class MgrStore:
 
     def scan(self, prefix: str) -> Dict[str, str]:
         return self._module.get_store_prefix(prefix)
+
+
+class MgrOmap:
+    """Opens the omap task records live in: the mgr's own pool, namespace `bgtasks`, through
+    the module's own RADOS handle (the one the mon blocklists when another mgr takes over)."""
+
+    def __init__(self, module: Any) -> None:
+        self._m = module
+        self._handle: Any = None
+        self._lock = threading.Lock()
+
+    def pool(self) -> str:
+        return mgr_pool(self._m)
+
+    def __call__(self, fenced: bool) -> Optional[RadosOmap]:
+        pool = self.pool()
+        if not any(p['pool_name'] == pool for p in self._m.get('osd_map')['pools']):
+            return None
+        with self._lock:
+            if fenced:
+                if not self._still_active():
+                    self._m.log.warning('task records: this mgr is no longer the active one '
+                                        'and its RADOS client is blocklisted; not writing')
+                    return None
+                self._m.log.warning('task records: RADOS client blocklisted; reconnecting')
+                if getattr(self._m, '_rados', None) is self._handle:
+                    self._m.reset_rados()
+            handle = self._m.rados
+            ioctx = handle.open_ioctx(pool)
+            ioctx.set_namespace(NAMESPACE)
+            self._handle = handle
+            return RadosOmap(ioctx)
+
+    def _still_active(self) -> bool:
+        # The mon's word, not this mgr's own map, which a frozen old active has stale.
+        ret, out, _ = self._m.mon_command({'prefix': 'mgr dump', 'format': 'json'})
+        return ret == 0 and json.loads(out).get('active_name') == self._m.get_mgr_id()

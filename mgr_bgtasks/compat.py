@@ -22,6 +22,16 @@ class Commands:
         CLICommand = CommandRegistry
 
 
+def mgr_pool(module: Any) -> str:
+    """The pool the mgr keeps its modules' data in: `.mgr` from Quincy on; on Pacific the
+    devicehealth module's pool (its option pool_name), which an upgrade renames to `.mgr`."""
+    name = getattr(module, 'MGR_POOL_NAME', None)
+    if name:
+        return str(name)
+    return str(module.get_module_option_ex('devicehealth', 'pool_name',
+                                           'device_health_metrics'))
+
+
 def standby_cleanup(module: Any) -> None:
     """What a standby module frees when it goes, without its logging: Pacific's
     MgrStandbyModule.__del__ also strips the root logger, which the active module made in the
@@ -31,4 +41,4 @@ def standby_cleanup(module: Any) -> None:
         cleanup()
 
 
-__all__ = ['CLIReadCommand', 'CLIWriteCommand', 'Commands', 'standby_cleanup']
+__all__ = ['CLIReadCommand', 'CLIWriteCommand', 'Commands', 'mgr_pool', 'standby_cleanup']

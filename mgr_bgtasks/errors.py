@@ -61,3 +61,9 @@ class Locked(BgtaskError):
     """Too many failed logins for this user; it is locked for a while."""
     errno = errno.EBUSY
     http_status = 429
+
+
+class Unavailable(BgtaskError):
+    """The store did not take a write in time (pool full, OSDs down): try again later."""
+    errno = errno.EAGAIN
+    http_status = 503

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 from mgr_module import HandleCommandResult, MgrModule, MgrStandbyModule, NotifyType, Option
 from mgr_util import build_url, get_default_addr
 
-from .adapters import MgrCluster, MgrStore
+from .adapters import MgrCluster, MgrOmap, MgrStore
 from .audit import AuditLog
 from .clock import Clock
 from .compat import CLIReadCommand, CLIWriteCommand, Commands, standby_cleanup
@@ -28,9 +28,10 @@ from .kinds import all_kinds
 from .frontend import Frontend
 from .metrics import render as render_metrics
 from .progress import ProgressMirror
-from .render import task_detail, task_table, user_table
+from .render import store_text, task_detail, task_table, user_table
 from .rest import Request, Response, RestApi
 from .server import WebServer
+from .taskstore import TaskStore
 from .tls import NoCertificate, certificate
 from .users import Users
 
@@ -40,6 +41,8 @@ CLI_USER = 'cli'
 
 
 SERVER_HEALTH = 'BGTASKS_SERVER_DOWN'
+STORE_HEALTH = 'BGTASKS_STORE_WAITING'
+UNREADABLE_HEALTH = 'BGTASKS_UNREADABLE_RECORDS'
 FAILED_HEALTH = 'BGTASK_FAILED'
 # Detail lines of a health check: enough to act on, not the whole history.
 HEALTH_DETAIL_MAX = 20
@@ -138,11 +141,15 @@ class Module(Commands, MgrModule):
         clock = Clock()
         self._cluster = MgrCluster(self)
         self._ctx = Context(cluster=self._cluster, clock=clock, options={})
+        # Settings, users and the certificate stay in the key-value store; task records
+        # live in RADOS once the mgr's pool is there.
         store = MgrStore(self)
         self._store = store
+        omap = MgrOmap(self)
+        self._records = TaskStore(store, omap, omap.pool)
         self._audit_log = AuditLog(self._audit)
         kinds = all_kinds()
-        self.engine = Engine(store, clock, kinds, self._ctx,
+        self.engine = Engine(self._records, clock, kinds, self._ctx,
                              observer=ProgressMirror(self.remote, kinds), audit=self._audit_log,
                              writer_threads=WRITER_THREADS, write_linger=WRITE_LINGER)
         self._health: Dict[str, Dict[str, Any]] = {}
@@ -196,6 +203,30 @@ class Module(Commands, MgrModule):
             'summary': f'{len(failed)} background task(s) failed; '
                        "see 'ceph bgtask ls failed', delete them to clear this"})
 
+    def _check_store(self) -> None:
+        """Moves task records into RADOS once the mgr's pool is there; says so until then,
+        and names records that did not load."""
+        try:
+            moved = self._records.move()
+        except Exception as e:
+            self.log.error('moving task records into RADOS failed, will retry: %s', e)
+            moved = False
+        if moved:
+            self._set_health(STORE_HEALTH, None)
+        else:
+            pool = self._records.where()['waiting_for_pool']
+            self._set_health(STORE_HEALTH, {
+                'severity': 'warning', 'count': 1,
+                'summary': f"bgtasks keeps task records in the mon until pool '{pool}' exists",
+                'detail': [f"pool '{pool}' does not exist yet (or could not be opened); new "
+                           'tasks are kept in the key-value store and moved once it does']})
+        unreadable = self.engine.unreadable
+        self._set_health(UNREADABLE_HEALTH, {
+            'severity': 'warning', 'count': len(unreadable),
+            'summary': f'{len(unreadable)} task record(s) could not be read; kept aside',
+            'detail': [f'{key}: {error}' for key, error in
+                       sorted(unreadable.items())[:HEALTH_DETAIL_MAX]]} if unreadable else None)
+
     def reset_rados(self) -> None:
         """Forget a blocklisted RADOS handle; the `rados` property makes a new one."""
         MgrModule.shutdown(self)
@@ -209,6 +240,9 @@ class Module(Commands, MgrModule):
         self.engine.wake(str(getattr(notify_type, 'value', notify_type)))
 
     def serve(self) -> None:
+        # Before loading: records an older bgtasks kept in the key-value store (or a move
+        # cut short) are loaded from RADOS with the rest.
+        self._check_store()
         self.engine.load()
         self.users.load()
         self.engine.start()
@@ -218,6 +252,7 @@ class Module(Commands, MgrModule):
             self._wake.clear()
             up = self._start_web(web)
             self._check_failed_tasks()
+            self._check_store()
             self._wake.wait(HOUSEKEEPING_SECONDS if up else RETRY_SECONDS)
             self.users.expire_sessions()
             if self._stop.is_set() or self._settings() != self._server_settings:
@@ -269,6 +304,14 @@ class Module(Commands, MgrModule):
             raise Invalid(f'state must be pending, failed, finished or all, not {state!r}')
         tasks = self.engine.list(None if state == 'all' else state)
         return _output(tasks, format, task_table)
+
+    @CLIReadCommand('bgtask store')
+    @command
+    def _store_status(self, format: str = 'plain') -> HandleCommandResult:
+        """Where task records live (RADOS pool and namespace), how many, their bytes"""
+        where = {**self._records.where(), 'pending_writes': self.engine.pending_writes(),
+                 'unreadable': sorted(self.engine.unreadable)}
+        return _output(where, format, store_text)
 
     def _detail(self, task: Dict[str, Any]) -> str:
         kind = self.engine.kinds.get(task['kind'])

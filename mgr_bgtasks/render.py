@@ -38,3 +38,19 @@ def user_table(users: List[Dict[str, Any]]) -> str:
     for u in users:
         table.add_row([u['username'], u['role']])
     return table.get_string()
+
+
+def store_text(where: Dict[str, Any]) -> str:
+    """Where task records live, as `ceph bgtask store` prints it."""
+    if where['backend'] == 'rados':
+        place = f"RADOS pool '{where['pool']}', namespace '{where['namespace']}'"
+    else:
+        place = (f"the mon's key-value store, until pool '{where['waiting_for_pool']}' "
+                 'exists')
+    lines = [f'records in:       {place}',
+             f"records:          {where['records']} ({where['bytes']} bytes)",
+             f"largest record:   {where['max_record_bytes']} bytes",
+             f"pending writes:   {where['pending_writes']}"]
+    if where['unreadable']:
+        lines.append(f"unreadable:       {', '.join(where['unreadable'])}")
+    return '\n'.join(lines)

@@ -1,7 +1,8 @@
 """Where task records live: the interface the engine needs, and an in-memory one for tests.
 
-In the mgr the store is the module's key-value store (`set_store`, a mon commit per
-write, values up to 64 KiB); `module.py` adapts it.
+In the mgr, task records live in RADOS omap (`omapstore.py`, `taskstore.py`); settings,
+users and the certificate in the module's key-value store (`set_store`, a mon commit per
+write, values up to 64 KiB), which `adapters.py` adapts.
 """
 import threading
 from typing import Dict, Optional, Protocol

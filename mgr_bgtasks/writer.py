@@ -1,13 +1,13 @@
 """Getting task records into the store: at once, or from background threads.
 
-Every store write is a mon commit (about 1.3 ms), so steps hand their records to
-background writers instead of waiting; a record changed again before it was written
-replaces the pending one (the store only ever needs the newest). Background writes
-linger a little first: a task that starts and ends within the linger is written once,
-and the mon, which commits one proposal at a time, is left free for the writes users
-wait for (creates and deletes). Writes of one key
-are serialised and each writes the newest value pending at that moment, so the store
-never goes back to an older record. A write that fails stays pending and is retried.
+Every store write is a round trip (an OSD op; a mon commit before the pool exists), so
+steps hand their records to background writers instead of waiting; a record changed
+again before it was written replaces the pending one (the store only ever needs the
+newest). Background writes linger a little first: a task that starts and ends within the
+linger is written once, and every record due at the same time goes in one batch (one op
+per object in RADOS). Writes of one key are serialised and each writes the newest value
+pending at that moment, so the store never goes back to an older record. A write that
+fails stays pending and is retried.
 """
 import collections
 import contextlib
@@ -19,6 +19,9 @@ from typing import Deque, Dict, Iterator, List, Optional, Set, Tuple
 from .store import Store
 
 log = logging.getLogger(__name__)
+
+# Records one background flush takes at most.
+BATCH_KEYS = 512
 
 
 class Writer:
@@ -98,14 +101,21 @@ class Writer:
                     self._cond.wait()
                 if not self._queue:
                     return
-                due = self._queued_at[self._queue[0]] + self._linger
                 now = time.monotonic()
+                due = self._queued_at[self._queue[0]] + self._linger
                 if due > now and not self._stopping:
                     self._cond.wait(due - now)
                     continue
-                key = self._queue.popleft()
-                del self._queued_at[key]
-            self._flush(key)
+                # Every key due now goes in one flush: a store that writes a batch in
+                # one op (omap) pays one round trip for them all.
+                keys: List[str] = []
+                while self._queue and len(keys) < BATCH_KEYS and (
+                        self._stopping
+                        or self._queued_at[self._queue[0]] + self._linger <= now):
+                    key = self._queue.popleft()
+                    del self._queued_at[key]
+                    keys.append(key)
+            self._flush_many(keys)
 
     @contextlib.contextmanager
     def _key_lock(self, key: str) -> Iterator[None]:
@@ -125,18 +135,31 @@ class Writer:
                     del self._key_locks[key]
 
     def _flush(self, key: str, check: bool = False) -> None:
-        with self._key_lock(key):
+        self._flush_many([key], check)
+
+    def _flush_many(self, keys: List[str], check: bool = False) -> None:
+        with contextlib.ExitStack() as held:
+            # In sorted order: two batches never wait for each other's keys in a circle.
+            for key in sorted(keys):
+                held.enter_context(self._key_lock(key))
             with self._cond:
-                if key not in self._pending:
-                    return              # a later flush already wrote the newest value
-                value = self._pending.pop(key)
+                # A later flush may already have written the newest value of some.
+                batch = {k: self._pending.pop(k) for k in keys if k in self._pending}
+            if not batch:
+                return
             try:
-                self._store.put(key, value)
+                put_many = getattr(self._store, 'put_many', None)
+                if put_many is not None:
+                    put_many(batch)
+                else:
+                    for key, value in batch.items():
+                        self._store.put(key, value)
             except Exception as e:
                 with self._cond:
                     if check:
                         raise
                     # Kept unless a newer value came meanwhile; retried by retry().
-                    self._pending.setdefault(key, value)
-                    self._failed.add(key)
-                log.warning('could not store %s, will retry: %s', key, e)
+                    for key, value in batch.items():
+                        self._pending.setdefault(key, value)
+                        self._failed.add(key)
+                log.warning('could not store %s, will retry: %s', ', '.join(sorted(batch)), e)

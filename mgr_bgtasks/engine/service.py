@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Tuple
 
 from ..clock import Clock
-from ..errors import BgtaskError, Busy, Conflict, Invalid, NotFound, NotReady
+from ..errors import BgtaskError, Busy, Conflict, Invalid, NotFound, NotReady, Unavailable
 from ..kind import Context, Continue, Finish, Outcome, TaskKind
 from ..store import Store
 from ..task import EXCEPTION, KEY_PREFIX, STATES, STATUSES, Task, key_of
@@ -53,7 +53,7 @@ class Engine:
                  retention_days: float = 7.0, max_retained: int = 10000,
                  audit: Optional[Callable[[str], None]] = None,
                  writer_threads: int = 0, write_linger: float = 0.0,
-                 max_record_bytes: int = MAX_RECORD_BYTES) -> None:
+                 max_record_bytes: Optional[int] = None) -> None:
         self._store = store
         # Without threads (unit tests), records are written before the call returns.
         self._writer = Writer(store, writer_threads, write_linger)
@@ -64,7 +64,10 @@ class Engine:
         self._observer = observer
         self.retention_days = retention_days
         self.max_retained = max_retained
+        # None: as large as the store takes at the time (config-key 64 KiB, omap more).
         self.max_record_bytes = max_record_bytes
+        # Records that did not load, by key: kept in the store and reported, never dropped.
+        self.unreadable: Dict[str, str] = {}
 
         self._cond = threading.Condition()
         self._loaded = False
@@ -92,11 +95,13 @@ class Engine:
         """Read every task from the store; pending ones are due at once."""
         tasks: List[Task] = []
         unknown_kind: List[Task] = []
+        unreadable: Dict[str, str] = {}
         for key, text in self._store.scan(KEY_PREFIX).items():
             try:
                 task = Task.loads(text)
             except (ValueError, TypeError) as e:
-                log.error('ignoring unreadable record %s: %s', key, e)
+                log.error('unreadable record %s kept aside: %s', key, e)
+                unreadable[key] = f'{type(e).__name__}: {e}'
                 continue
             if task.kind not in self._kinds:
                 log.error('task %d has unknown kind %r; failing it', task.id, task.kind)
@@ -106,8 +111,12 @@ class Engine:
                     unknown_kind.append(task)
             tasks.append(task)
         floor = int(self._store.get(ID_FLOOR_KEY) or 0)
+        # An unreadable record's id is not handed out again either.
+        floor = max([floor] + [int(k[len(KEY_PREFIX):]) for k in unreadable
+                               if k[len(KEY_PREFIX):].isdigit()])
         now = self._clock.now()
         with self._cond:
+            self.unreadable = unreadable
             self._table.fill(tasks, floor)
             for task in self._table.pending():
                 self._scheduler.schedule(task.id, now)
@@ -157,7 +166,9 @@ class Engine:
             except Exception as e:
                 with self._cond:
                     self._table.remove(task_id)
-                raise BgtaskError(f'could not store the task: {e}')
+                # A write that timed out may still land; this delete lands after it.
+                self._writer.put(key_of(task_id), None)
+                raise Unavailable(f'could not store the task, try again: {e}')
         finally:
             lock.release()
         with self._cond:
@@ -236,6 +247,10 @@ class Engine:
             self._ended(task, task.step)
         self._notify(snapshot)
         return snapshot
+
+    def pending_writes(self) -> int:
+        """Records handed to the writer and not stored yet."""
+        return self._writer.pending()
 
     @property
     def kinds(self) -> Dict[str, TaskKind]:
@@ -405,7 +420,9 @@ class Engine:
         """The record to store; a task whose record outgrew the store's value limit fails
         (and is kept, small) rather than being lost."""
         text = task.dumps()
-        if len(text) > self.max_record_bytes:
+        limit = self.max_record_bytes or int(getattr(self._store, 'max_value_bytes',
+                                                     MAX_RECORD_BYTES))
+        if len(text) > limit:
             if task.pending:
                 self._scheduler.unschedule(task.id)
             task.fail(self._clock.now(), f'task record too large to store ({len(text)} bytes)')

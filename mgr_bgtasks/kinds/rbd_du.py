@@ -30,11 +30,11 @@ PARALLEL = 4
 # a failover or an abort loses or waits for) about that much, plus the images in flight.
 STEP_SECONDS = 0.5
 STEP_IMAGES = 256
-# The record must stay under 64 KiB: it keeps the images using most, and counts the rest
-# (the sums cover every image).
-MAX_IMAGES = 200
+# Records live in RADOS (up to 4 MiB each): every image is kept up to these bounds; past
+# them, the images using most, and the rest counted (the sums cover every image).
+MAX_IMAGES = 10000
 MAX_OTHERS = 50
-RESULT_BUDGET = 60 * 1024
+RESULT_BUDGET = 3 << 20
 DELETED = 'deleted during the run'
 
 # (pool id, namespace, image id, name): the order a run goes through the images in.

@@ -31,15 +31,16 @@ OBJECT_REGEX = '^(?:rbd|journal)_data\\.(?:([0-9]+)\\.)?([^.]+)\\.'
 READS_PER_PERIOD = 3
 MIN_READ_SECONDS = 0.5
 # The state is stored at most this often: a failover loses at most this much of the
-# window's coverage, and a record of 256 images is not rewritten on every OSD report.
+# window's coverage, and a record of thousands of images is not rewritten on every OSD
+# report.
 SAVE_SECONDS = 5.0
 MIN_SECONDS, MAX_SECONDS, DEFAULT_SECONDS = 5, 3600, 30
-MAX_IMAGES = 256
+MAX_IMAGES = 10000
 SERIES_IMAGES = 8
 # Quieter images beyond MAX_IMAGES are counted up to this many.
 MAX_DROPPED = 1024
-# The result's share of the 64 KiB record (params and the rest take about 1 KiB).
-RESULT_BUDGET = 62 * 1024
+# The result's share of a record (records live in RADOS, up to 4 MiB each).
+RESULT_BUDGET = 3 << 20
 # Slots of an image's state list: closed segments' rate x seconds sums (write ops, read
 # ops, write bytes, read bytes) and their seconds; the same for the current segment as
 # rates; write latency ms sum and count, read latency ms sum and count; the name.
@@ -148,7 +149,7 @@ class RbdPerf(TaskKind):
     def step(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any]) -> Outcome:
         now = ctx.clock.now()
         if not state:
-            # Per image, one flat list (the record must stay under 64 KiB for 256 images):
+            # Per image, one flat list (a record holds thousands of images):
             # see C_, U_, LAT and NAME for what its slots hold.
             state = {'start': now, 'end': now + params['seconds'], 'img': {}, 'series': {},
                      'chunks': 0, 'segments': 0, 'dropped': [], 'last_arrival': None}
@@ -320,8 +321,8 @@ def _num(value: float, decimals: int = 3) -> float:
 
 
 def _keep_busiest(state: Dict[str, Any]) -> None:
-    """Only the busiest images are kept (and only the busiest few with a series): the
-    record must stay under 64 KiB. The others are counted."""
+    """Past MAX_IMAGES, only the busiest images are kept (and only the busiest few with a
+    series), so a record stays within its bound. The others are counted."""
     images = state['img']
     if len(images) > MAX_IMAGES:
         busy = sorted(images, key=lambda i: -_ops(images[i]))

@@ -1,4 +1,5 @@
 """The engine without Ceph: an in-memory store, a fake clock, and small task kinds."""
+import errno
 import json
 import threading
 import time
@@ -9,8 +10,10 @@ from conftest import Harness
 
 from mgr_bgtasks.clock import Clock
 from mgr_bgtasks.engine import ABORT_WARNING, ID_FLOOR_KEY
-from mgr_bgtasks.errors import BgtaskError, Busy, Conflict, Invalid, NotFound, NotReady
+from mgr_bgtasks.errors import (BgtaskError, Busy, Conflict, Invalid, NotFound, NotReady,
+                                Unavailable)
 from mgr_bgtasks.kind import Context, Continue, Finish, Outcome, TaskKind
+from mgr_bgtasks.store import MemoryStore
 from mgr_bgtasks.task import key_of
 
 
@@ -236,6 +239,35 @@ def test_create_fails_cleanly_when_the_store_is_down(h: Harness) -> None:
     assert h.engine.list(None) == []
     h.store.fail_writes = False
     assert h.engine.submit('test', {'times': 1}, 'u')[0]['id'] == 2
+
+
+def test_a_create_the_store_did_not_take_answers_eagain_and_is_deleted_after(
+        h: Harness) -> None:
+    class LateStore(MemoryStore):
+        # The OSDs answer after the create was refused: the record lands late.
+        def put(self, key: str, value: Optional[str]) -> None:
+            super().put(key, value)
+            if self.fail_writes and value is not None:
+                raise IOError('no answer from the OSDs within 10 s')
+
+    h.store = LateStore()
+    h.engine = h.restart()
+    h.store.fail_writes = True
+    with pytest.raises(Unavailable) as refused:
+        h.engine.submit('test', {'times': 1}, 'u')
+    assert refused.value.errno == errno.EAGAIN and refused.value.http_status == 503
+    h.store.fail_writes = False
+    h.engine.maintain()
+    assert h.store.get(key_of(1)) is None           # the late record does not stay
+    assert h.restart().list(None) == []
+
+
+def test_an_unreadable_record_is_kept_aside_and_its_id_not_reused(h: Harness) -> None:
+    h.store.put(key_of(7), '{"id": 7, "kind": "test", "truncat')
+    h.restart()
+    assert h.engine.unreadable and key_of(7) in h.engine.unreadable
+    assert h.store.get(key_of(7)) is not None        # never dropped
+    assert h.engine.submit('test', {'times': 1}, 'u')[0]['id'] == 8
 
 
 # ------------------------------------------------------------------ merge and busy

@@ -1,0 +1,141 @@
+"""The engine's store of task records: RADOS omap once the mgr's pool is there, the
+mon's key-value store until then, and the move from the one to the other.
+
+A module that finds task records in the key-value store (an upgrade from a bgtasks that
+kept them there, or tasks made while the pool did not exist yet) copies them into omap,
+switches, then deletes the old keys. The copy overwrites with the same values, so a move
+cut short anywhere (kill -9) is simply done again by the next start: nothing is lost
+and nothing is doubled. Writes wait while a move runs.
+"""
+import threading
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, Optional
+
+from .omapstore import NAMESPACE, Fenced, Omap, OmapStore
+from .store import Store
+from .task import KEY_PREFIX
+
+ID_FLOOR_KEY = 'id_floor'
+# The mon's mon_config_key_max_entry_size.
+KV_MAX_VALUE_BYTES = 65536
+MOVE_BATCH = 512
+
+
+class TaskStore:
+    def __init__(self, kv: Store, open_omap: Callable[[bool], Optional[Omap]],
+                 pool: Callable[[], str]) -> None:
+        """`open_omap(fenced)` gives the omap of the mgr's pool, or None while the pool is
+        not there; with fenced=True (our handle was blocklisted) only while this mgr is
+        still the active one."""
+        self._kv = kv
+        self._open_omap = open_omap
+        self._pool = pool
+        self._omap: Optional[OmapStore] = None
+        # Writers share the store; a move has it to itself.
+        self._cond = threading.Condition()
+        self._users = 0
+        self._moving = False
+
+    @property
+    def in_rados(self) -> bool:
+        return self._omap is not None
+
+    @property
+    def max_value_bytes(self) -> int:
+        return self._omap.max_value_bytes if self._omap is not None else KV_MAX_VALUE_BYTES
+
+    def get(self, key: str) -> Optional[str]:
+        with self._shared() as store:
+            return store.get(key)
+
+    def put(self, key: str, value: Optional[str]) -> None:
+        self.put_many({key: value})
+
+    def put_many(self, items: Dict[str, Optional[str]]) -> None:
+        try:
+            self._put_many(items)
+        except Fenced:
+            # Blocklisted while still active (a stray blocklisting): a new handle. After a
+            # failover the opener refuses, and the write of this old active never lands.
+            omap = self._open_omap(True)
+            if omap is None or self._omap is None:
+                raise
+            self._omap.use(omap)
+            self._put_many(items)
+
+    def _put_many(self, items: Dict[str, Optional[str]]) -> None:
+        with self._shared() as store:
+            if isinstance(store, OmapStore):
+                store.put_many(items)
+                return
+            for key, value in items.items():
+                store.put(key, value)
+
+    def scan(self, prefix: str) -> Dict[str, str]:
+        with self._shared() as store:
+            return store.scan(prefix)
+
+    def move(self) -> bool:
+        """Into RADOS, if not there yet and the pool can be opened; True once there."""
+        if self._omap is not None:
+            return True
+        opened = self._open_omap(False)
+        if opened is None:
+            return False
+        omap = OmapStore(opened)
+        with self._exclusive():
+            if self._omap is not None:
+                return True
+            old = self._kv.scan(KEY_PREFIX)
+            floor = self._kv.get(ID_FLOOR_KEY)
+            keys = sorted(old)
+            for start in range(0, len(keys), MOVE_BATCH):
+                omap.put_many({k: old[k] for k in keys[start:start + MOVE_BATCH]})
+            if floor is not None:
+                there = omap.get(ID_FLOOR_KEY)
+                if there is None or int(there) < int(floor):
+                    omap.put(ID_FLOOR_KEY, floor)
+            self._omap = omap
+            # Deleted only once all is in omap: until then the next start moves it again.
+            for key in keys + ([ID_FLOOR_KEY] if floor is not None else []):
+                self._kv.put(key, None)
+        return True
+
+    def where(self) -> Dict[str, object]:
+        """Where records live, how many and their bytes."""
+        if self._omap is None:
+            old = self._kv.scan(KEY_PREFIX)
+            return {'backend': 'config-key', 'waiting_for_pool': self._pool(),
+                    'records': len(old), 'bytes': sum(len(v.encode()) for v in old.values()),
+                    'max_record_bytes': KV_MAX_VALUE_BYTES}
+        return {'backend': 'rados', 'pool': self._pool(), 'namespace': NAMESPACE,
+                **self._omap.usage(), 'max_record_bytes': self._omap.max_value_bytes}
+
+    @contextmanager
+    def _shared(self) -> Iterator[Store]:
+        with self._cond:
+            while self._moving:
+                self._cond.wait()
+            self._users += 1
+            store: Store = self._omap if self._omap is not None else self._kv
+        try:
+            yield store
+        finally:
+            with self._cond:
+                self._users -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._moving:
+                self._cond.wait()
+            self._moving = True
+            while self._users:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._moving = False
+                self._cond.notify_all()
