@@ -156,9 +156,10 @@ def failover_to_first_step(cluster: DevCluster) -> float:
     def stepped_on_new() -> float:
         if cluster.mgr_dump().get('active_name') in (None, old):
             return 0.0
-        res = cluster.ceph('bgtask', 'show', str(task['id']), json_out=True, check=False)
-        if not isinstance(res, dict):
+        proc = cluster.ceph('bgtask', 'show', str(task['id']), '-f', 'json', check=False)
+        if proc.returncode != 0:
             return 0.0
+        res = json.loads(proc.stdout)
         modified = datetime.datetime.fromisoformat(
             res['last_modified'].replace('Z', '+00:00')).timestamp()
         return modified - t0 if modified > t0 + 0.05 else 0.0

@@ -40,6 +40,10 @@ class Writer:
         self._failed: Set[str] = set()
         self._threads: List[threading.Thread] = []
         self._stopping = False
+        # Writes callers wait for, by key, and whether one is in flight: callers that come
+        # while it is join the next one (group commit: concurrent creates share an op).
+        self._urgent: Dict[str, List['_Ticket']] = {}
+        self._committing = False
 
     def put(self, key: str, value: Optional[str], wait: bool = False,
             check: bool = False) -> None:
@@ -54,7 +58,7 @@ class Writer:
                 self._queued_at[key] = time.monotonic()
                 self._cond.notify()
         if not background:
-            self._flush(key, check)
+            self._write_now(key, check)
 
     def retry(self) -> None:
         """Writes again what failed before."""
@@ -69,7 +73,7 @@ class Writer:
                 self._cond.notify_all()
                 return
         for key in keys:
-            self._flush(key)
+            self._write_now(key, False)
 
     def pending(self) -> int:
         with self._cond:
@@ -115,7 +119,7 @@ class Writer:
                     key = self._queue.popleft()
                     del self._queued_at[key]
                     keys.append(key)
-            self._flush_many(keys)
+            self._flush_many(keys, set())
 
     @contextlib.contextmanager
     def _key_lock(self, key: str) -> Iterator[None]:
@@ -134,10 +138,36 @@ class Writer:
                 if not users[0]:
                     del self._key_locks[key]
 
-    def _flush(self, key: str, check: bool = False) -> None:
-        self._flush_many([key], check)
+    def _write_now(self, key: str, check: bool) -> None:
+        """Writes `key` before returning: in a batch of its own, or, if one is in flight,
+        in the next one with every other key asked for meanwhile."""
+        ticket = _Ticket(check)
+        with self._cond:
+            self._urgent.setdefault(key, []).append(ticket)
+            while not ticket.done:
+                if self._committing:
+                    self._cond.wait()
+                    continue
+                self._committing = True
+                batch, self._urgent = self._urgent, {}
+                self._cond.release()
+                try:
+                    checked = {k for k, ts in batch.items() if any(t.check for t in ts)}
+                    error = self._flush_many(list(batch), checked)
+                finally:
+                    self._cond.acquire()
+                    self._committing = False
+                for tickets in batch.values():
+                    for t in tickets:
+                        t.done, t.error = True, error
+                self._cond.notify_all()
+        if ticket.error is not None and check:
+            raise ticket.error
 
-    def _flush_many(self, keys: List[str], check: bool = False) -> None:
+    def _flush_many(self, keys: List[str], checked: Set[str]) -> Optional[Exception]:
+        """Writes the pending values of `keys`; on failure returns the error, drops the
+        values of the `checked` keys (their callers are told) and keeps the others for a
+        retry."""
         with contextlib.ExitStack() as held:
             # In sorted order: two batches never wait for each other's keys in a circle.
             for key in sorted(keys):
@@ -146,7 +176,7 @@ class Writer:
                 # A later flush may already have written the newest value of some.
                 batch = {k: self._pending.pop(k) for k in keys if k in self._pending}
             if not batch:
-                return
+                return None
             try:
                 put_many = getattr(self._store, 'put_many', None)
                 if put_many is not None:
@@ -156,10 +186,21 @@ class Writer:
                         self._store.put(key, value)
             except Exception as e:
                 with self._cond:
-                    if check:
-                        raise
-                    # Kept unless a newer value came meanwhile; retried by retry().
                     for key, value in batch.items():
+                        if key in checked:
+                            continue
+                        # Kept unless a newer value came meanwhile; retried by retry().
                         self._pending.setdefault(key, value)
                         self._failed.add(key)
                 log.warning('could not store %s, will retry: %s', ', '.join(sorted(batch)), e)
+                return e
+        return None
+
+
+class _Ticket:
+    """One caller's wait for its key's write."""
+
+    def __init__(self, check: bool) -> None:
+        self.check = check
+        self.done = False
+        self.error: Optional[Exception] = None

@@ -1,7 +1,7 @@
 """Background writes: newest value wins, order per key kept, failures retried."""
 import threading
 import time
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from mgr_bgtasks.store import MemoryStore
 from mgr_bgtasks.writer import Writer
@@ -98,3 +98,53 @@ def test_no_per_key_state_outlives_its_writes() -> None:
     w.stop()
     assert len(store.data) == 50
     assert w._key_locks == {} and w.pending() == 0
+
+
+def test_callers_waiting_at_once_share_one_write() -> None:
+    store = SlowStore()
+    batches: List[int] = []
+    real_put = store.put
+
+    def put_many(items: Dict[str, Optional[str]]) -> None:
+        batches.append(len(items))
+        for key, value in items.items():
+            real_put(key, value)
+
+    store.put_many = put_many               # type: ignore[attr-defined]
+    w = Writer(store, threads=1)
+    w.start()
+    store.gate.clear()                      # the first write waits: the others queue up
+    callers = [threading.Thread(target=w.put, args=(f'k{i}', str(i)),
+                                kwargs={'wait': True, 'check': True}) for i in range(20)]
+    for t in callers:
+        t.start()
+    time.sleep(0.2)
+    store.gate.set()
+    for t in callers:
+        t.join()
+    w.stop()
+    assert all(store.get(f'k{i}') == str(i) for i in range(20))
+    assert sum(batches) == 20 and len(batches) <= 3       # not 20 writes
+
+
+def test_a_shared_write_that_fails_raises_for_each_checked_caller() -> None:
+    store = MemoryStore()
+    w = Writer(store, threads=1)
+    w.start()
+    store.fail_writes = True
+    errors: List[Exception] = []
+
+    def create(key: str) -> None:
+        try:
+            w.put(key, 'v', wait=True, check=True)
+        except IOError as e:
+            errors.append(e)
+
+    callers = [threading.Thread(target=create, args=(f'k{i}',)) for i in range(5)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    store.fail_writes = False
+    w.stop()
+    assert len(errors) == 5 and w.pending() == 0 and store.data == {}
