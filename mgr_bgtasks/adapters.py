@@ -74,11 +74,12 @@ class MgrCluster:
     def _with_rados(self, op: Callable[[Any], Any]) -> Any:
         """Runs op(rados handle); once blocklisted (as failover does to the old active
         mgr's clients), drops the handle and retries on a new one instead of staying dead."""
+        handle = self._m.rados
         try:
-            return op(self._m.rados)
+            return op(handle)
         except (rados.ConnectionShutdown, rbd.ConnectionShutdown):
             self._m.log.warning('RADOS client blocklisted or shut down; reconnecting')
-            self._m.reset_rados()
+            self._m.reset_rados(handle)
             return op(self._m.rados)
 
     def pools(self) -> List[Dict[str, Any]]:
@@ -270,8 +271,6 @@ class MgrOmap:
 
     def __init__(self, module: Any) -> None:
         self._m = module
-        self._handle: Any = None
-        self._lock = threading.Lock()
 
     def pool(self) -> str:
         return mgr_pool(self._m)
@@ -280,20 +279,13 @@ class MgrOmap:
         pool = self.pool()
         if not any(p['pool_name'] == pool for p in self._m.get('osd_map')['pools']):
             return None
-        with self._lock:
-            if fenced:
-                if not self._still_active():
-                    self._m.log.warning('task records: this mgr is no longer the active one '
-                                        'and its RADOS client is blocklisted; not writing')
-                    return None
-                self._m.log.warning('task records: RADOS client blocklisted; reconnecting')
-                if getattr(self._m, '_rados', None) is self._handle:
-                    self._m.reset_rados()
-            handle = self._m.rados
-            ioctx = handle.open_ioctx(pool)
-            ioctx.set_namespace(NAMESPACE)
-            self._handle = handle
-            return RadosOmap(ioctx)
+        if fenced and not self._still_active():
+            self._m.log.warning('task records: another mgr is active; this one writes none')
+            return None
+        handle = self._m.rados
+        ioctx = handle.open_ioctx(pool)
+        ioctx.set_namespace(NAMESPACE)
+        return RadosOmap(ioctx, handle)
 
     def _still_active(self) -> bool:
         # The mon's word, not this mgr's own map, which a frozen old active has stale.

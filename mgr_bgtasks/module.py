@@ -146,7 +146,9 @@ class Module(Commands, MgrModule):
         store = MgrStore(self)
         self._store = store
         omap = MgrOmap(self)
-        self._records = TaskStore(store, omap, omap.pool)
+        self._rados_lock = threading.Lock()
+        self._records = TaskStore(store, omap, omap.pool,
+                                  lambda failed: self.reset_rados(getattr(failed, 'handle', None)))
         self._audit_log = AuditLog(self._audit)
         kinds = all_kinds()
         self.engine = Engine(self._records, clock, kinds, self._ctx,
@@ -227,9 +229,13 @@ class Module(Commands, MgrModule):
             'detail': [f'{key}: {error}' for key, error in
                        sorted(unreadable.items())[:HEALTH_DETAIL_MAX]]} if unreadable else None)
 
-    def reset_rados(self) -> None:
-        """Forget a blocklisted RADOS handle; the `rados` property makes a new one."""
-        MgrModule.shutdown(self)
+    def reset_rados(self, failed: Any) -> None:
+        """Forget a blocklisted RADOS handle, once however many users met it; the `rados`
+        property makes a new one. The task store moves over with no write in flight."""
+        with self._rados_lock:
+            if failed is None or getattr(self, '_rados', None) is not failed:
+                return          # already replaced
+            self._records.renew(lambda: MgrModule.shutdown(self))
 
     def _settings(self) -> Any:
         return (_listen_addr(self), _listen_port(self), self.get_module_option('ssl'))

@@ -74,6 +74,10 @@ class OmapStore:
         self._sizes: Dict[str, int] = {}
         self._lock = threading.Lock()
 
+    @property
+    def omap(self) -> Omap:
+        return self._omap
+
     def use(self, omap: Omap) -> None:
         """Go on over another handle (the old one was blocklisted)."""
         self._omap = omap
@@ -155,8 +159,10 @@ def _chunks(entries: List[Tuple[str, Optional[bytes]]]
 class RadosOmap:
     """Omap over a librados I/O context (the `rados` Python binding)."""
 
-    def __init__(self, ioctx: Any) -> None:
+    def __init__(self, ioctx: Any, handle: Any = None) -> None:
         self._ioctx = ioctx
+        # The Rados handle the context belongs to: who renews a blocklisted one asks.
+        self.handle = handle
         # Ops in flight, kept referenced until the OSDs answer.
         self._late: Dict[int, Any] = {}
 
@@ -209,6 +215,25 @@ class RadosOmap:
 
     def objects(self) -> List[str]:
         return [o.key for o in self._ioctx.list_objects()]
+
+
+class FencedOmap:
+    """What the store writes through once another mgr is active: nothing."""
+
+    handle = None
+
+    def write(self, obj: str, values: Dict[str, bytes], removed: List[str],
+              timeout: float) -> None:
+        raise Fenced('another mgr is active; this one writes no task record')
+
+    def read(self, obj: str, after: str, count: int) -> List[Tuple[str, bytes]]:
+        raise Fenced('another mgr is active')
+
+    def read_keys(self, obj: str, keys: List[str]) -> Dict[str, bytes]:
+        raise Fenced('another mgr is active')
+
+    def objects(self) -> List[str]:
+        raise Fenced('another mgr is active')
 
 
 class MemoryOmap:

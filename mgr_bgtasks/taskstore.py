@@ -11,7 +11,7 @@ import threading
 from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, Optional
 
-from .omapstore import NAMESPACE, Fenced, Omap, OmapStore
+from .omapstore import NAMESPACE, Fenced, FencedOmap, Omap, OmapStore
 from .store import Store
 from .task import KEY_PREFIX
 
@@ -23,13 +23,16 @@ MOVE_BATCH = 512
 
 class TaskStore:
     def __init__(self, kv: Store, open_omap: Callable[[bool], Optional[Omap]],
-                 pool: Callable[[], str]) -> None:
-        """`open_omap(fenced)` gives the omap of the mgr's pool, or None while the pool is
-        not there; with fenced=True (our handle was blocklisted) only while this mgr is
-        still the active one."""
+                 pool: Callable[[], str],
+                 fenced: Callable[[Omap], None] = lambda omap: None) -> None:
+        """`open_omap(fenced)` gives the omap of the mgr's pool on the current RADOS
+        handle, or None while the pool is not there; with fenced=True (after a
+        blocklisting) only while this mgr is still the active one. `fenced(omap)` is told
+        when a write found the omap's handle blocklisted; it renews the handle (`renew`)."""
         self._kv = kv
         self._open_omap = open_omap
         self._pool = pool
+        self._fenced = fenced
         self._omap: Optional[OmapStore] = None
         # Writers share the store; a move has it to itself.
         self._cond = threading.Condition()
@@ -55,13 +58,20 @@ class TaskStore:
         try:
             self._put_many(items)
         except Fenced:
-            # Blocklisted while still active (a stray blocklisting): a new handle. After a
-            # failover the opener refuses, and the write of this old active never lands.
-            omap = self._open_omap(True)
-            if omap is None or self._omap is None:
+            if self._omap is None or isinstance(self._omap.omap, FencedOmap):
                 raise
-            self._omap.use(omap)
+            self._fenced(self._omap.omap)
             self._put_many(items)
+
+    def renew(self, shut_down_old: Callable[[], None]) -> None:
+        """Replaces a blocklisted RADOS handle with no write in flight on it. Records go on
+        over the new one only while this mgr is still the active one: after a failover, a
+        write of this old active never lands."""
+        with self._exclusive():
+            shut_down_old()
+            if self._omap is not None:
+                fresh = self._open_omap(True)
+                self._omap.use(fresh if fresh is not None else FencedOmap())
 
     def _put_many(self, items: Dict[str, Optional[str]]) -> None:
         with self._shared() as store:

@@ -136,6 +136,39 @@ def test_a_fenced_old_active_writes_nothing_that_lands(cluster: DevCluster, bg: 
     cluster.wait_mgrs()
 
 
+def test_an_osd_down_makes_creates_eagain_and_loses_nothing(cluster: DevCluster,
+                                                            bg: Bgtask) -> None:
+    """The OSD holding the records stops: a create is refused with EAGAIN after a bounded
+    wait (and never appears later), a running task's step records wait and land once the
+    OSD is back, and the task finishes."""
+    pool = store_of(bg)['pool']
+    running = bg.json('test', '30')
+    bg.wait_task(running['id'], lambda t: t['percent'] > 0)
+    where = cluster.ceph('osd', 'map', pool, 'tasks.%06d' % (running['id'] // 4096), NAMESPACE,
+                         json_out=True)
+    osd = int(where['acting_primary'])
+    cluster.stop_osd(osd)
+    try:
+        began = time.monotonic()
+        refused = bg.run('test', '1')
+        waited = time.monotonic() - began
+        assert refused.returncode == 11, (refused.returncode, refused.stderr)  # EAGAIN
+        assert 'try again' in refused.stderr and waited < 30
+        assert store_of(bg)['pending_writes'] >= 0
+    finally:
+        cluster.start_osd(osd)
+    done = bg.wait_task(running['id'], lambda t: t['state'] == 'finished', timeout=120)
+    assert done['result'] == {'rounds': 30}
+    cluster.wait_for(lambda: store_of(bg)['pending_writes'] == 0, timeout=60,
+                     what='every pending write to land')
+    stored = records(cluster, pool)
+    assert stored[running['id']]['status'] == 'Finished'
+    # The refused create's record, if its write landed late, was deleted after it.
+    assert not [i for i in stored if i > running['id']]
+    assert not [t for t in bg.ls('all') if t['id'] > running['id']]
+    bg.run('rm', str(running['id']))
+
+
 # ----------------------------------------------------- a cluster of its own, without OSDs
 
 

@@ -190,7 +190,9 @@ def test_a_blocklisted_handle_is_renewed_only_while_this_mgr_is_active(
             return handles[0]
         return fresh if still_active else None
 
-    store = TaskStore(kv, opener, lambda: '.mgr')
+    shut_down: List[bool] = []
+    store = TaskStore(kv, opener, lambda: '.mgr',
+                      lambda failed: store.renew(lambda: shut_down.append(True)))
     assert store.move()
     if still_active:
         store.put(key_of(1), 'late')
@@ -199,3 +201,6 @@ def test_a_blocklisted_handle_is_renewed_only_while_this_mgr_is_active(
         with pytest.raises(Fenced):
             store.put(key_of(1), 'late')
         assert fresh.data == {} and kv.get(key_of(1)) is None    # nothing landed anywhere
+        with pytest.raises(Fenced):
+            store.put(key_of(2), 'later')                        # nor ever will
+    assert shut_down == [True]                                   # the old handle went
