@@ -1,6 +1,8 @@
 """RADOS chores for tests and benchmarks, run with the cluster's own release's Python
 (`DevCluster.script('radostool.py', ...)`; CEPH_CONF names the cluster):
     radostool.py omap POOL NAMESPACE           every object's omap as JSON {obj: {key: value}}
+    radostool.py setomap POOL NAMESPACE OBJECT KEY VALUE
+                                               one omap entry, as written
     radostool.py images POOL PREFIX COUNT      COUNT RBD images of 4 MiB, PREFIX0..PREFIXn
     radostool.py kvset FIRST COUNT PENDING     COUNT finished test-task records of an older
                                                bgtasks (no version field) in config-key,
@@ -44,6 +46,19 @@ def omap(pool: str, namespace: str) -> Dict[str, Dict[str, str]]:
                 after = page[-1][0]
             result[obj] = entries
         return result
+    finally:
+        r.shutdown()
+
+
+def setomap(pool: str, namespace: str, obj: str, key: str, value: str) -> None:
+    import rados
+    r = _connect()
+    try:
+        io = r.open_ioctx(pool)
+        io.set_namespace(namespace)
+        with rados.WriteOpCtx() as op:
+            io.set_omap(op, (key,), (value.encode(),))
+            io.operate_write_op(op, obj)
     finally:
         r.shutdown()
 
@@ -120,6 +135,8 @@ if __name__ == '__main__':
     verb = sys.argv[1]
     if verb == 'omap':
         print(json.dumps(omap(sys.argv[2], sys.argv[3])))
+    elif verb == 'setomap':
+        setomap(*sys.argv[2:7])
     elif verb == 'images':
         images(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif verb == 'kvset':

@@ -119,8 +119,8 @@ class Fuzz:
             if body:
                 try:
                     conn.send(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass                 # answered early (413); read the answer
+                except (BrokenPipeError, ConnectionResetError, ssl.SSLEOFError):
+                    pass                 # answered early (413, 405) and closed; read the answer
             res = conn.getresponse()
             return res.status, {k.lower(): v for k, v in res.getheaders()}, res.read()
         finally:

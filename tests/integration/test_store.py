@@ -247,3 +247,18 @@ def test_records_of_an_older_bgtasks_move_even_when_killed_midway(bare: DevClust
     fresh = bg.json('test', '1')
     assert fresh['id'] > first + count - 1          # ids never reused
     assert killed, 'the move finished before it could be cut short; nothing was interrupted'
+
+
+def test_an_unreadable_record_is_kept_aside_and_named(bare: DevCluster) -> None:
+    bg = Bgtask(bare)
+    pool = store_of(bg)['pool']
+    key = 'task/%010d' % 90001
+    bare.run(bare.script('radostool.py', 'setomap', pool, NAMESPACE, 'tasks.%06d' % (90001 // 4096),
+                         key, '{"id": 90001, "kind": "test", "trunc'))
+    bare.fail_mgr()             # the next active loads it
+    check = bare.wait_for(lambda: health_checks(bare).get('BGTASKS_UNREADABLE_RECORDS'),
+                          timeout=60, what='BGTASKS_UNREADABLE_RECORDS')
+    assert key in json.dumps(check)
+    assert store_of(bg)['unreadable'] == [key]
+    assert bg.json('test', '1')['id'] > 90001           # its id is not handed out again
+    assert key in omap(bare, pool)['tasks.%06d' % (90001 // 4096)]     # never dropped
