@@ -212,7 +212,7 @@ class Module(Commands, MgrModule):
             moved = self._records.move()
         except Exception as e:
             self.log.error('moving task records into RADOS failed, will retry: %s', e)
-            moved = False
+            moved = self._records.in_rados
         if moved:
             self._set_health(STORE_HEALTH, None)
         else:

@@ -9,7 +9,7 @@ and nothing is doubled. Writes wait while a move runs.
 """
 import threading
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 from .omapstore import NAMESPACE, Fenced, FencedOmap, Omap, OmapStore
 from .store import Store
@@ -34,6 +34,8 @@ class TaskStore:
         self._pool = pool
         self._fenced = fenced
         self._omap: Optional[OmapStore] = None
+        # Keys moved into omap and not yet deleted from the key-value store.
+        self._moved: List[str] = []
         # Writers share the store; a move has it to itself.
         self._cond = threading.Condition()
         self._users = 0
@@ -88,6 +90,7 @@ class TaskStore:
     def move(self) -> bool:
         """Into RADOS, if not there yet and the pool can be opened; True once there."""
         if self._omap is not None:
+            self._delete_moved()
             return True
         opened = self._open_omap(False)
         if opened is None:
@@ -98,18 +101,27 @@ class TaskStore:
                 return True
             old = self._kv.scan(KEY_PREFIX)
             floor = self._kv.get(ID_FLOOR_KEY)
-            keys = sorted(old)
+            # A record already in omap is the newer one (written there after a move whose
+            # old keys were not all deleted): a move never goes back over it.
+            there = omap.scan(KEY_PREFIX) if old else {}
+            keys = sorted(k for k in old if k not in there)
             for start in range(0, len(keys), MOVE_BATCH):
                 omap.put_many({k: old[k] for k in keys[start:start + MOVE_BATCH]})
             if floor is not None:
-                there = omap.get(ID_FLOOR_KEY)
-                if there is None or int(there) < int(floor):
+                stored = omap.get(ID_FLOOR_KEY)
+                if stored is None or int(stored) < int(floor):
                     omap.put(ID_FLOOR_KEY, floor)
             self._omap = omap
-            # Deleted only once all is in omap: until then the next start moves it again.
-            for key in keys + ([ID_FLOOR_KEY] if floor is not None else []):
-                self._kv.put(key, None)
+            self._moved = sorted(old) + ([ID_FLOOR_KEY] if floor is not None else [])
+        self._delete_moved()
         return True
+
+    def _delete_moved(self) -> None:
+        """The old keys go only once all is in omap (until then the next start moves it
+        again); one that fails to go is tried again by the next `move()`."""
+        while self._moved:
+            self._kv.put(self._moved[-1], None)
+            self._moved.pop()
 
     def where(self) -> Dict[str, object]:
         """Where records live, how many and their bytes."""

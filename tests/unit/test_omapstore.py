@@ -204,3 +204,24 @@ def test_a_blocklisted_handle_is_renewed_only_while_this_mgr_is_active(
         with pytest.raises(Fenced):
             store.put(key_of(2), 'later')                        # nor ever will
     assert shut_down == [True]                                   # the old handle went
+
+
+def test_a_key_left_after_a_move_never_goes_back_over_a_newer_record() -> None:
+    kv, opener = CrashingKv(), Opener()
+    opener.ready = True
+    kv.put(key_of(1), 'pending')
+    kv.put(key_of(2), 'pending')
+    kv.left = 0                               # the mon refuses the first delete
+    store = _task_store(kv, opener)
+    with pytest.raises(SystemExit):
+        store.move()
+    assert store.in_rados
+    store.put(key_of(1), 'finished')          # the task went on in omap
+    store.put(key_of(2), 'finished')
+    kv.left = None
+    again = _task_store(kv, opener)           # a restart finds the old keys still there
+    assert again.move()
+    assert again.scan('task/') == {key_of(1): 'finished', key_of(2): 'finished'}
+    assert kv.scan('') == {}
+    store.move()                              # the first one's retry finds nothing left
+    assert kv.scan('') == {}
