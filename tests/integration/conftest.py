@@ -103,13 +103,14 @@ def cluster(rest_port: int) -> Iterator[DevCluster]:
         CEPH_VERSIONS.append(c.version())
         yield c
     finally:
-        c.stop()
         keep = os.environ.get('BGTASKS_KEEP_LOGS')
         if keep:        # the daemons' logs and crash reports, for a failure seen in CI
+            # Copied before stop(), which removes the folder.
             for part in ('log', 'crash'):
                 if os.path.isdir(os.path.join(folder, part)):
                     shutil.copytree(os.path.join(folder, part), os.path.join(keep, part),
                                     dirs_exist_ok=True)
+        c.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 
