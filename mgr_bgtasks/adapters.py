@@ -269,15 +269,17 @@ class MgrOmap:
     """Opens the omap task records live in: the mgr's own pool, namespace `bgtasks`, through
     the module's own RADOS handle (the one the mon blocklists when another mgr takes over)."""
 
-    def __init__(self, module: Any) -> None:
+    def __init__(self, module: Any, pools: Callable[[], List[Dict[str, Any]]]) -> None:
         self._m = module
+        # MgrCluster.pools: the OSD map it already keeps per epoch, not a dump per look.
+        self._pools = pools
 
     def pool(self) -> str:
         return mgr_pool(self._m)
 
     def __call__(self, fenced: bool) -> Optional[RadosOmap]:
         pool = self.pool()
-        if not any(p['pool_name'] == pool for p in self._m.get('osd_map')['pools']):
+        if not any(p['pool_name'] == pool for p in self._pools()):
             return None
         if fenced and not self._still_active():
             self._m.log.warning('task records: another mgr is active; this one writes none')

@@ -145,7 +145,7 @@ class Module(Commands, MgrModule):
         # live in RADOS once the mgr's pool is there.
         store = MgrStore(self)
         self._store = store
-        omap = MgrOmap(self)
+        omap = MgrOmap(self, self._cluster.pools)
         self._rados_lock = threading.Lock()
         self._records = TaskStore(store, omap, omap.pool,
                                   lambda failed: self.reset_rados(getattr(failed, 'handle', None)))
