@@ -61,6 +61,8 @@ DEMO_IMAGES = (('vm-disk-1', '1G', '48M'), ('vm-disk-2', '512M', '16M'), ('empty
 GIB = 1024 ** 3
 # Unix socket paths are limited to 108 bytes (including the terminating NUL).
 MAX_SOCKET_PATH = 107
+# A mgr respawning by exec is briefly without a process; longer than this, it is lost.
+GONE_GRACE = 5.0
 
 T = TypeVar('T')
 
@@ -755,27 +757,58 @@ class DevCluster:
         return gids
 
     def wait_mgrs(self, timeout: float = 60, names: Optional[Iterable[str]] = None) -> str:
-        """Wait until a mgr is available and every running mgr (or `names`) is in the map.
+        """Wait until a mgr is available and every mgr of this cluster (or `names`) is in the map.
 
-        Returns the active mgr's name.
+        A wanted mgr with no process for GONE_GRACE seconds is started again (what its log
+        ended with goes to stderr): a mgr that dies in its own respawn after `ceph mgr fail`
+        must not leave every later test without a standby. Returns the active mgr's name.
         """
         revived = self._revive_lost_respawns()
         if names is None:
-            wanted = self._running_mgrs() | revived
+            wanted = set(self.mgr_names) | self._running_mgrs() | revived
         else:
             wanted = {_mgr_name(n) for n in names}
+        gone_since: Dict[str, float] = {}
+        stale: Dict[str, Optional[int]] = {}    # revived here: {name: its gid before}
 
         def ready() -> Optional[str]:
             self._revive_lost_respawns()
             dump = self._ceph_json('mgr', 'dump')
-            if not dump or not dump.get('available'):
+            if not dump:
                 return None
-            present = {str(s['name']) for s in dump.get('standbys', [])}
-            present.add(str(dump.get('active_name')))
-            return str(dump['active_name']) if wanted <= present else None
+            gids = {str(s['name']): int(s['gid']) for s in dump.get('standbys', [])}
+            if dump.get('active_name'):
+                gids[str(dump['active_name'])] = int(dump.get('active_gid', 0))
+            for name in self._revive_gone(wanted, gone_since):
+                stale[name] = gids.get(name)
+            if not dump.get('available'):
+                return None
+            # The map keeps a dead mgr until its beacon grace ends: a mgr counts once it runs
+            # and, if started again here, once it registered anew.
+            running = self._running_mgrs()
+            ok = all(n in gids and n in running and gids[n] != stale.get(n, -1) for n in wanted)
+            return str(dump['active_name']) if ok else None
 
         return self.wait_for(ready, timeout=timeout, what=f'mgrs {sorted(wanted)} available',
                              diag=self._mgr_diag)
+
+    def _revive_gone(self, wanted: Set[str], gone_since: Dict[str, float]) -> List[str]:
+        """Start each of `wanted` that has had no process for GONE_GRACE seconds; their names."""
+        running = self._running_mgrs()
+        now = time.monotonic()
+        started = []
+        for name in sorted(wanted - running):
+            if now - gone_since.setdefault(name, now) < GONE_GRACE:
+                continue
+            print(f'[devcluster] mgr.{name} has not run for {GONE_GRACE:.0f}s; starting it '
+                  f'again. It ended with:\n{self._daemon_diag(f"mgr.{name}", lines=30)}',
+                  file=sys.stderr, flush=True)
+            self._spawn(f'mgr.{name}')
+            gone_since.pop(name)
+            started.append(name)
+        for name in running:
+            gone_since.pop(name, None)
+        return started
 
     def _running_mgrs(self) -> Set[str]:
         return {d.split('.', 1)[1] for d in self.daemon_pids() if d.startswith('mgr.')}
