@@ -151,8 +151,9 @@ class Module(Commands, MgrModule):
                                   lambda failed: self.reset_rados(getattr(failed, 'handle', None)))
         self._audit_log = AuditLog(self._audit)
         kinds = all_kinds()
+        self._progress = ProgressMirror(self.remote, kinds)
         self.engine = Engine(self._records, clock, kinds, self._ctx,
-                             observer=ProgressMirror(self.remote, kinds), audit=self._audit_log,
+                             observer=self._progress, audit=self._audit_log,
                              writer_threads=WRITER_THREADS, write_linger=WRITE_LINGER)
         self._health: Dict[str, Dict[str, Any]] = {}
         self.users = Users(store, clock)
@@ -266,6 +267,7 @@ class Module(Commands, MgrModule):
         web.stop()
         self.engine.stop()
         self._cluster.close()
+        self._progress.stop()
         self._audit_log.stop()
         self.log.info('bgtasks stopped')
 

@@ -29,7 +29,11 @@ class Writer:
         self._store = store
         self._thread_count = threads
         self._linger = linger
-        self._cond = threading.Condition()
+        # Background writers wait on `_cond`, callers of _write_now on `_committed`: one
+        # lock, two conditions, so that neither kind of waiter takes the other's wake-up.
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)
+        self._committed = threading.Condition(lock)
         self._pending: Dict[str, Optional[str]] = {}
         self._queue: Deque[str] = collections.deque()
         # When each queued key was queued (the queue is in that order).
@@ -146,7 +150,7 @@ class Writer:
             self._urgent.setdefault(key, []).append(ticket)
             while not ticket.done:
                 if self._committing:
-                    self._cond.wait()
+                    self._committed.wait()
                     continue
                 self._committing = True
                 batch, self._urgent = self._urgent, {}
@@ -160,7 +164,7 @@ class Writer:
                 for tickets in batch.values():
                     for t in tickets:
                         t.done, t.error = True, error
-                self._cond.notify_all()
+                self._committed.notify_all()
         if ticket.error is not None and check:
             raise ticket.error
 

@@ -1,6 +1,7 @@
 """`ceph bgtask` on a real cluster: the flows of the user page, errors, and failover."""
 import json
 import time
+from typing import Any, Dict, Optional
 
 from conftest import Bgtask, no_module_error
 
@@ -76,15 +77,18 @@ def test_rm_pending_needs_confirmation_and_aborts(bg: Bgtask) -> None:
 def test_progress_event_while_running_and_completed_after(bg: Bgtask) -> None:
     task = bg.json('test', '30')
     ev_id = f"bgtasks-{task['id']}"
-    bg.wait_task(task['id'], lambda t: t['percent'] > 0)
-    events = bg.cluster.ceph('progress', 'json', json_out=True)
-    running = [e for e in events['events'] if e['id'] == ev_id]
-    assert running and running[0]['refs'] == {'origin': 'bgtasks', 'task_id': task['id'],
-                                              'kind': 'test'}
+
+    def event(section: str) -> Optional[Dict[str, Any]]:
+        events = bg.cluster.ceph('progress', 'json', json_out=True)[section]
+        return next((e for e in events if e['id'] == ev_id), None)
+
+    # A task shows once it has run for a second (mirrored once a second).
+    running = bg.cluster.wait_for(lambda: event('events'), timeout=10, interval=0.25,
+                                  what=f'{ev_id} among the progress events')
+    assert running['refs'] == {'origin': 'bgtasks', 'task_id': task['id'], 'kind': 'test'}
     # `ceph -s` shows what the mgr last reported to the mon (every few seconds).
     bg.cluster.wait_for(lambda: 'Test task counting 30 rounds' in bg.cluster.ceph('-s'),
                         timeout=15)
     bg.wait_task(task['id'], lambda t: t['state'] == 'finished')
-    events = bg.cluster.ceph('progress', 'json', json_out=True)
-    assert ev_id not in [e['id'] for e in events['events']]
-    assert ev_id in [e['id'] for e in events['completed']]
+    bg.cluster.wait_for(lambda: event('completed') and not event('events'), timeout=10,
+                        interval=0.25, what=f'{ev_id} completed')
