@@ -11,6 +11,8 @@ Starts its own cluster (1 mon, 2 mgrs, 1 OSD; bgtasks on 127.0.0.1), then:
   (a)   --creates raw `config-key set` from --clients threads (what a create cost before);
   (b)   --creates raw omap writes of ~600 bytes, one key each, from --clients threads, to
         the same pool (what a create costs at least now);
+  (c)   --creates REST GETs of one task from the same clients: the server with no store
+        write, which bounds any create through it;
   fail  `ceph mgr fail` with the tasks retained and one test task running: seconds from the
         command to the first step the new mgr stores for that task (its last_modified);
   rss   the active mgr's RSS before the creates and with them retained.
@@ -82,7 +84,11 @@ def competing_alone(cluster: DevCluster, seconds: float) -> List[float]:
     return c.latencies
 
 
-def creates(port: int, token: str, count: int, clients: int) -> Dict[str, Any]:
+def creates(port: int, token: str, count: int, clients: int,
+            method: str = 'POST', path: str = '/api/taskqueue/test_task') -> Dict[str, Any]:
+    """`count` requests from `clients` keep-alive clients: by default creates of one-round
+    test tasks; `method` GET of a task's `path` measures the server alone (no store write)."""
+    ok, body_sent = (201, {'times': 1}) if method == 'POST' else (200, None)
     ids: List[int] = []
     errors: List[str] = []
     lock = threading.Lock()
@@ -96,9 +102,9 @@ def creates(port: int, token: str, count: int, clients: int) -> Dict[str, Any]:
                     if left[0] == 0:
                         return
                     left[0] -= 1
-                status, body = c.request('POST', '/api/taskqueue/test_task', {'times': 1})
+                status, body = c.request(method, path, body_sent)
                 with lock:
-                    if status == 201:
+                    if status == ok:
                         ids.append(int(json.loads(body)['id']))
                     else:
                         errors.append(f'{status} {body[:200]!r}')
@@ -216,6 +222,11 @@ def main() -> None:
         rss1 = rss_kib(pid)
         print(f'ours done: {len(ours["ids"])} created in {ours["seconds"]:.1f} s', flush=True)
 
+        # The same clients reading one task: what the REST server answers with no store
+        # write at all, the most any create could reach through it.
+        got = creates(port, token, args.creates, args.clients, 'GET',
+                      f'/api/taskqueue/{ours["ids"][0]}')
+        get_rate = len(got['ids']) / got['seconds']
         kv_rate = raw_config_key(cluster, args.creates, args.clients)
         omap_rate = raw_omap(cluster, pool, args.creates, args.clients)
         fail_s = failover_to_first_step(cluster)
@@ -229,6 +240,9 @@ def main() -> None:
         line('(a) raw config-key set/s', f'{kv_rate:.0f}')
         line('(b) raw omap writes/s', f'{omap_rate:.0f}')
         line('ours / (b)', f'{rate / omap_rate:.2f} x', f'goal >= {GOAL_RAW_SHARE} x')
+        line('(c) REST GETs/s of one task, same clients (no store write)', f'{get_rate:.0f}')
+        line('  (c) / (b): the most any create through REST could reach',
+             f'{get_rate / omap_rate:.2f} x')
         line('ours / (a)', f'{rate / kv_rate:.2f} x')
         line('errors; acknowledged but not in omap; task keys in config-key',
              f'{len(ours["errors"])}; {len(missing)}; {len(in_kv)}', 'goal 0; 0; 0')
