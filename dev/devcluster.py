@@ -164,6 +164,16 @@ def _daemon_from_cmdline(argv: Sequence[str], conf: str) -> Optional[str]:
     return f'{dtype}.{ident}'
 
 
+def _gids_in(dump: Optional[Dict[str, Any]]) -> Dict[str, int]:
+    """{name: gid} of the active (if available) and the standby mgrs of a `mgr dump`."""
+    if not dump:
+        return {}
+    gids = {str(s['name']): int(s['gid']) for s in dump.get('standbys', [])}
+    if dump.get('available') and dump.get('active_name'):
+        gids[str(dump['active_name'])] = int(dump['active_gid'])
+    return gids
+
+
 def _mgr_name(name: str) -> str:
     return name[len('mgr.'):] if name.startswith('mgr.') else name
 
@@ -748,96 +758,63 @@ class DevCluster:
 
     def _mgr_gids(self) -> Dict[str, int]:
         """{name: gid} of the active (if available) and the standby mgrs in the mgr map."""
-        dump = self._ceph_json('mgr', 'dump')
-        if not dump:
-            return {}
-        gids = {str(s['name']): int(s['gid']) for s in dump.get('standbys', [])}
-        if dump.get('available') and dump.get('active_name'):
-            gids[str(dump['active_name'])] = int(dump['active_gid'])
-        return gids
+        return _gids_in(self._ceph_json('mgr', 'dump'))
 
     def wait_mgrs(self, timeout: float = 60, names: Optional[Iterable[str]] = None) -> str:
         """Wait until a mgr is available and every mgr of this cluster (or `names`) is in the map.
 
         A wanted mgr with no process for GONE_GRACE seconds is started again (what its log
-        ended with goes to stderr): a mgr that dies in its own respawn after `ceph mgr fail`
-        must not leave every later test without a standby. Returns the active mgr's name.
+        ended with goes to stderr). A daemonized mgr respawns (on `ceph mgr fail`, or a change
+        of the enabled modules) by exec and fork, and on a loaded machine the new child can
+        die (one that cannot lock the pid file its parent still holds exits): that is the dev
+        cluster's way of running mgrs, and must not leave every later test without a standby.
+        Returns the active mgr's name.
         """
-        revived = self._revive_lost_respawns()
         if names is None:
-            wanted = set(self.mgr_names) | self._running_mgrs() | revived
+            wanted = set(self.mgr_names) | self._running_mgrs()
         else:
             wanted = {_mgr_name(n) for n in names}
         gone_since: Dict[str, float] = {}
         stale: Dict[str, Optional[int]] = {}    # revived here: {name: its gid before}
 
         def ready() -> Optional[str]:
-            self._revive_lost_respawns()
             dump = self._ceph_json('mgr', 'dump')
             if not dump:
                 return None
-            gids = {str(s['name']): int(s['gid']) for s in dump.get('standbys', [])}
-            if dump.get('active_name'):
-                gids[str(dump['active_name'])] = int(dump.get('active_gid', 0))
-            for name in self._revive_gone(wanted, gone_since):
+            gids = _gids_in(dump)
+            running = self._running_mgrs()
+            for name in self._revive_gone(wanted - running, gone_since):
                 stale[name] = gids.get(name)
             if not dump.get('available'):
                 return None
             # The map keeps a dead mgr until its beacon grace ends: a mgr counts once it runs
             # and, if started again here, once it registered anew.
-            running = self._running_mgrs()
             ok = all(n in gids and n in running and gids[n] != stale.get(n, -1) for n in wanted)
             return str(dump['active_name']) if ok else None
 
         return self.wait_for(ready, timeout=timeout, what=f'mgrs {sorted(wanted)} available',
                              diag=self._mgr_diag)
 
-    def _revive_gone(self, wanted: Set[str], gone_since: Dict[str, float]) -> List[str]:
-        """Start each of `wanted` that has had no process for GONE_GRACE seconds; their names."""
-        running = self._running_mgrs()
+    def _revive_gone(self, gone: Set[str], gone_since: Dict[str, float]) -> List[str]:
+        """Start each mgr of `gone` (those without a process) once it has had none for
+        GONE_GRACE seconds; returns their names."""
         now = time.monotonic()
+        for name in set(gone_since) - gone:
+            del gone_since[name]
         started = []
-        for name in sorted(wanted - running):
+        for name in sorted(gone):
             if now - gone_since.setdefault(name, now) < GONE_GRACE:
                 continue
             print(f'[devcluster] mgr.{name} has not run for {GONE_GRACE:.0f}s; starting it '
                   f'again. It ended with:\n{self._daemon_diag(f"mgr.{name}", lines=30)}',
                   file=sys.stderr, flush=True)
             self._spawn(f'mgr.{name}')
-            gone_since.pop(name)
+            del gone_since[name]
             started.append(name)
-        for name in running:
-            gone_since.pop(name, None)
         return started
 
     def _running_mgrs(self) -> Set[str]:
         return {d.split('.', 1)[1] for d in self.daemon_pids() if d.startswith('mgr.')}
-
-    def _revive_lost_respawns(self) -> Set[str]:
-        """Start again each mgr that a respawn of its own lost; returns their names.
-
-        A daemonized mgr respawns (on a change of the enabled modules) by exec and fork: the
-        new child cannot lock the pid file its parent still holds, and exits. Seen on
-        Tentacle on a loaded machine; that is the dev cluster's way of running mgrs, not
-        something a test should fail on.
-        """
-        revived: Set[str] = set()
-        lost = []
-        for name in self.mgr_names:
-            out = self.log_dir / f'mgr.{name}.stdout'
-            lines = out.read_text(errors='replace').strip().splitlines() if out.exists() else []
-            if lines and 'failed to lock pidfile' in lines[-1]:
-                lost.append((name, out))
-        # The stdout files first: walking /proc on every poll of a wait costs more.
-        running = self._running_mgrs() if lost else set()
-        for name, out in lost:
-            if name not in running:
-                self._log(f'mgr.{name} lost in its own respawn; starting it again')
-                with open(out, 'a') as f:
-                    f.write('devcluster: started again after a lost respawn\n')
-                self._spawn(f'mgr.{name}')
-                revived.add(name)
-        return revived
 
     def module_log(self, mgr: Optional[str] = None, module: str = MODULE_NAME,
                    records: int = 30) -> str:
