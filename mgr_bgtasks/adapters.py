@@ -43,6 +43,8 @@ class MgrCluster:
         self._snaps: Dict[str, Tuple[float, Any]] = {}
         self._map: Optional[Tuple[float, Dict[str, Any]]] = None
         self._pool_sums: Optional[Tuple[Any, float, Dict[int, Dict[str, Any]]]] = None
+        # Per pool: the epoch and the mapping of its PGs under it.
+        self._mappings: Dict[int, Tuple[int, Dict[int, Tuple[List[int], List[int]]]]] = {}
         self._reader = PgReader(self.mon_command, lambda: module.get('mon_map'))
         self._reader_retry_at = 0.0
 
@@ -102,13 +104,16 @@ class MgrCluster:
     def close(self) -> None:
         self._reader.close()
 
-    def pool_stats(self) -> Dict[int, Dict[str, Any]]:
+    def pool_stats(self, max_age: float = 0.0) -> Dict[int, Dict[str, Any]]:
         # The mgr changes its PG stats all at once, and the small delta it recomputes
         # then (what pg_stats_version reads) changes with them: the dump of every pool's
-        # sums is made again only after that, or after FULL_RECHECK_SECONDS at the latest.
-        version = self.pg_stats_version()
+        # sums is made again only after that, or after STATS_SECONDS at the latest.
         with self._snap_lock:
             now, hit = self._clock.now(), self._pool_sums
+            if hit is not None and 0 <= now - hit[1] < max_age:
+                return hit[2]
+        version = self.pg_stats_version()
+        with self._snap_lock:
             if hit is not None and hit[0] == version and 0 <= now - hit[1] < STATS_SECONDS:
                 return hit[2]
         sums = {int(p['poolid']): p
@@ -124,11 +129,17 @@ class MgrCluster:
 
     def pool_pg_mapping(self, pool_id: int) -> Dict[int, Tuple[List[int], List[int]]]:
         # One map copy and one pool-wide call for the up sets; acting differs from up only
-        # where the map holds a pg_temp, and those few are asked one by one.
+        # where the map holds a pg_temp, and those few are asked one by one. An epoch maps
+        # the same way each time, so the settling checks between two epochs reuse it.
         osdmap = self._m.get_osdmap()
+        epoch = osdmap.get_epoch()
+        with self._snap_lock:
+            hit = self._mappings.get(pool_id)
+        if hit is not None and hit[0] == epoch:
+            return hit[1]
         ups = osdmap.map_pool_pgs_up(pool_id)
         dump = self._osd_map()
-        if dump.get('epoch') != osdmap.get_epoch():
+        if dump.get('epoch') != epoch:
             dump = self._osd_map(fresher=osdmap.dump())
         prefix = f'{pool_id}.'
         temps = {t['pgid'] for t in dump.get('pg_temp', []) if t['pgid'].startswith(prefix)}
@@ -140,6 +151,9 @@ class MgrCluster:
                 mapping[seed] = (list(m['up']), list(m['acting']))
             else:
                 mapping[seed] = (list(up), list(up))
+        with self._snap_lock:
+            self._mappings = {p: m for p, m in self._mappings.items() if m[0] == epoch}
+            self._mappings[pool_id] = (epoch, mapping)
         return mapping
 
     def osds_down(self) -> int:

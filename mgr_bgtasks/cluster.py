@@ -31,9 +31,10 @@ class Cluster(Protocol):
         stat_sum); costs in proportion to the pool's PG count."""
         ...
 
-    def pool_stats(self) -> Dict[int, Dict[str, Any]]:
+    def pool_stats(self, max_age: float = 0.0) -> Dict[int, Dict[str, Any]]:
         """Per pool id, the sums of its PGs' stats: num_pg (PGs with stats) and stat_sum
-        (num_objects, num_objects_misplaced, ...). Costs in proportion to the pool count."""
+        (num_objects, num_objects_misplaced, ...). Costs in proportion to the pool count.
+        Sums read up to max_age seconds ago may serve even if the mgr has newer ones."""
         ...
 
     def pg_stats_version(self) -> Any:

@@ -14,12 +14,17 @@ from ..errors import BgtaskError, Busy, Invalid, NotFound
 from ..kind import Context, Continue, Finish, Outcome, TaskKind
 from ..validators import Choice, Integer, Name
 
-WAKE_ON = frozenset({'osd_map', 'pg_summary'})
-# Checked at least this often even without a notification; more often once the counts
-# are at target, when only the last PGs' stats are awaited (the mgr notifies pg_summary
-# on its own tick, not on every OSD report).
+# The first look after the targets are set.
 RECHECK_SECONDS = 1.0
-SETTLING_RECHECK_SECONDS = 0.25
+# While the mgr still steps the counts, only a new OSD map can move them: a check on each
+# epoch and otherwise this seldom (for the share of misplaced objects in the percent), so
+# that a change that takes longer on a busier cluster does not take more checks.
+MOVING_WAKE_ON = frozenset({'osd_map'})
+MOVING_RECHECK_SECONDS = 3.0
+# Once the counts are at target only the last PGs' stats are awaited, and the mgr
+# notifies pg_summary on its own tick, not on every OSD report: checked this often too.
+WAKE_ON = frozenset({'osd_map', 'pg_summary'})
+SETTLING_RECHECK_SECONDS = 0.5
 # The per-PG check again after this long even if neither the PG stats nor the map seem to
 # have changed: the stats' change signal is the mgr's, not a promise.
 FULL_RECHECK_SECONDS = 2.0
@@ -43,7 +48,10 @@ class Observation:
         self.counts_done = (
             self.pg_num == pool['pg_num_target'] == target
             and self.pgp_num == pool['pg_placement_num_target'] == target)
-        sums = cluster.pool_stats().get(self.pool_id, {})
+        # Until the counts are done the sums only move the percent: sums as old as the
+        # seldom recheck serve, not a dump of every pool's sums on each new epoch.
+        sums = cluster.pool_stats(
+            max_age=0.0 if self.counts_done else MOVING_RECHECK_SECONDS).get(self.pool_id, {})
         stat = sums.get('stat_sum', {})
         objects = stat.get('num_objects', 0)
         misplaced = stat.get('num_objects_misplaced', 0)
@@ -176,9 +184,10 @@ class SetPgNum(TaskKind):
         if params.get('timeout') and elapsed > params['timeout']:
             raise BgtaskError(f"timed out after {params['timeout']} s; last seen: {seen.why}")
         before = (params['pg_num_before'], params['pgp_num_before'])
+        delay, wake_on = (SETTLING_RECHECK_SECONDS, WAKE_ON) if seen.counts_done else \
+            (MOVING_RECHECK_SECONDS, MOVING_WAKE_ON)
         return Continue(state, percent=min(99.0, 100.0 * seen.fraction(before, target)),
-                        delay=SETTLING_RECHECK_SECONDS if seen.counts_done else RECHECK_SECONDS,
-                        wake_on=WAKE_ON, status_text=seen.why)
+                        delay=delay, wake_on=wake_on, status_text=seen.why)
 
     def _look(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any],
               pool: Dict[str, Any]) -> Observation:

@@ -18,6 +18,7 @@ class FakeCluster:
         self.down = 0
         self.fail_commands = False
         self.pg_stats_reads = 0
+        self.sums_max_ages: List[float] = []
 
     def add_pool(self, name: str, pool_id: int, pg: int, mode: str = 'off') -> None:
         self.pool_list.append({'pool': pool_id, 'pool_name': name, 'pg_num': pg,
@@ -48,7 +49,8 @@ class FakeCluster:
         self.pg_stats_reads += 1
         return [dict(s) for s in self.stats if s['pgid'].startswith(f'{pool_id}.')]
 
-    def pool_stats(self) -> Dict[int, Dict[str, Any]]:
+    def pool_stats(self, max_age: float = 0.0) -> Dict[int, Dict[str, Any]]:
+        self.sums_max_ages.append(max_age)
         out: Dict[int, Dict[str, Any]] = {}
         for s in self.stats:
             pool = out.setdefault(int(s['pgid'].split('.')[0]), {'num_pg': 0, 'stat_sum': {}})
@@ -153,7 +155,7 @@ def test_done_only_when_stats_match_the_map(pg: Tuple[Harness, FakeCluster]) -> 
 
     cluster.settle(2, 32)                            # counts and stats at 32 ...
     cluster.mapping[(2, 5)] = [1]                    # ... but one PG's map moved on
-    h.engine.wake('pg_summary')
+    h.engine.wake('osd_map')
     h.engine.run_due()
     t = h.engine.get(task['id'])
     assert t['state'] == 'pending'
@@ -197,27 +199,57 @@ def test_per_pg_stats_read_only_when_the_pool_may_have_settled(
     h.engine.run_due()
     for pgs in (12, 16, 24):                         # the mgr steps the counts up
         cluster.settle(2, pgs)
-        h.tick(1.0)
+        h.tick(3.0)
     cluster.settle(2, 32)
     cluster.stats[3]['stat_sum']['num_objects_misplaced'] = 5
-    h.tick(1.0)
+    h.tick(3.0)
     assert cluster.pg_stats_reads == 0               # counts or sums said "not yet"
     cluster.stats[3]['stat_sum']['num_objects_misplaced'] = 0
     cluster.mapping[(2, 5)] = [1]                    # the last step's stats lag the map
-    h.tick(0.25)
+    h.tick(0.5)
     assert cluster.pg_stats_reads == 1
-    for _ in range(4):                               # nothing new: the same verdict
-        h.tick(0.25)
+    for _ in range(3):                               # nothing new: the same verdict
+        h.tick(0.5)
     assert cluster.pg_stats_reads == 1
     assert 'not yet reported on their new OSDs' in h.engine.get(task['id'])['status_text']
-    for _ in range(4):                               # ... yet looked at again in 2 s
-        h.tick(0.25)
+    h.tick(0.5)                                      # ... yet looked at again in 2 s
     assert cluster.pg_stats_reads == 2
     cluster.settle(2, 32, osds=(0,))                 # new stats: read at once
     cluster.mapping[(2, 5)] = [0]
-    h.tick(0.25)
+    h.tick(0.5)
     assert cluster.pg_stats_reads == 3
     assert h.engine.get(task['id'])['state'] == 'finished'
+
+
+def test_while_the_counts_move_a_check_per_epoch_not_per_second(
+        pg: Tuple[Harness, FakeCluster]) -> None:
+    """A change that takes longer on a busier cluster takes no more checks for it."""
+    h, cluster = pg
+    task = submit(h, pool='rbd', pg_num=32)
+    h.engine.run_due()
+    h.tick(1.0)                                      # the first look after the targets
+    checks = h.engine.step_count['set_pg_num']
+    for _ in range(5):
+        h.tick(1.0)
+    h.engine.wake('pg_summary')
+    h.engine.run_due()
+    assert h.engine.step_count['set_pg_num'] == checks + 1      # every 3 s, not per stats
+    assert cluster.sums_max_ages[-1] == 3.0          # sums that old move only the percent
+    cluster.settle(2, 16)                            # the mgr stepped the counts: new epoch
+    h.engine.wake('osd_map')
+    h.engine.run_due()
+    assert h.engine.step_count['set_pg_num'] == checks + 2
+    assert 'pg_num 16, pgp_num 16 of 32' in h.engine.get(task['id'])['status_text']
+    cluster.settle(2, 32)
+    cluster.stats[0]['state'] = 'peering'
+    h.engine.wake('osd_map')
+    h.engine.run_due()                               # counts done: fresh sums, checks
+    assert cluster.sums_max_ages[-1] == 0.0          # twice a second and on new stats
+    checks = h.engine.step_count['set_pg_num']
+    h.engine.wake('pg_summary')
+    h.engine.run_due()
+    h.tick(0.5)
+    assert h.engine.step_count['set_pg_num'] == checks + 2
 
 
 def test_pool_deleted_fails_the_task(pg: Tuple[Harness, FakeCluster]) -> None:
@@ -246,7 +278,7 @@ def test_timeout_fails_with_the_last_state(pg: Tuple[Harness, FakeCluster]) -> N
     h, cluster = pg
     task = submit(h, pool='rbd', pg_num=16, timeout=5)
     h.engine.run_due()
-    for _ in range(6):
+    for _ in range(7):                               # looks at 1, 4 and 7 s
         h.tick(1.0)
     t = h.engine.get(task['id'])
     assert t['status'] == 'Exception'
@@ -292,7 +324,8 @@ def test_resumes_watching_after_failover_without_resetting_targets(
     h.engine.run_due()
     assert len(cluster.commands) == sent              # watching, not setting again
     cluster.settle(2, 16)
-    h.tick(1.0)
+    h.engine.wake('osd_map')
+    h.engine.run_due()
     assert h.engine.get(task['id'])['state'] == 'finished'
 
 
