@@ -11,9 +11,10 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import urljoin
 
 import pytest
@@ -330,17 +331,44 @@ def rbd(cluster: DevCluster, *args: str) -> str:
 
 class RbdLoad:
     """`rbd bench` on one image until stopped, held to `iops` by librbd's QoS so that the
-    load is steady on a busy two-core machine and every tool sees the same rate."""
+    load is steady on a busy two-core machine and every tool sees the same rate.
+
+    QoS is a cap, not a promise: on a loaded machine the bench can fall short of it, so
+    what it really did is kept, from its own once-a-second count of operations."""
 
     def __init__(self, cluster: DevCluster, pool: str, image: str, io_type: str = 'write',
                  iops: int = 400) -> None:
         rbd(cluster, 'config', 'image', 'set', f'{pool}/{image}', 'rbd_qos_iops_limit',
             str(iops))
+        self.counts: List[Tuple[float, int]] = []        # (wall time, operations so far)
         self.proc = subprocess.Popen(
             cluster.command('rbd', 'bench', '--io-type', io_type, '--io-size', '4096',
                             '--io-threads', '2', '--io-total', '100G', '--io-pattern', 'rand',
                             f'{pool}/{image}'),
-            env=cluster.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            # "  SEC       OPS   OPS/SEC   BYTES/SEC" then "    3      1202   400.799   1.6 MiB/s"
+            fields = line.split()
+            if len(fields) >= 3 and fields[0].isdigit() and fields[1].isdigit():
+                self.counts.append((time.time(), int(fields[1])))
+
+    def rate(self, start: float, end: float) -> float:
+        """Operations per second the bench did between two wall-clock times, as far as its
+        counts (one a second, until it was stopped) cover them."""
+        start, end = max(start, self.counts[0][0]), min(end, self.counts[-1][0])
+        return (self._ops_at(end) - self._ops_at(start)) / (end - start)
+
+    def _ops_at(self, when: float) -> float:
+        points = self.counts
+        for (t0, n0), (t1, n1) in zip(points, points[1:]):
+            if t0 <= when <= t1:
+                return n0 + (n1 - n0) * (when - t0) / (t1 - t0)
+        raise AssertionError(f'no count of operations at {when}')
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -349,6 +377,7 @@ class RbdLoad:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self._reader.join(10)
 
 
 # ---------------------------------------------------------------------- browser
