@@ -58,13 +58,9 @@ class MgrCluster:
             self._snaps[what] = (now, value)
             return value
 
-    def _osd_map(self, fresher: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    def _osd_map(self) -> Dict[str, Any]:
         with self._snap_lock:
             now = self._clock.now()
-            if fresher is not None:
-                if self._map is None or fresher['epoch'] > self._map[1]['epoch']:
-                    self._map = (now, fresher)
-                return fresher
             if self._map is None or not 0 <= now - self._map[0] < self.MAP_SECONDS:
                 self._map = (now, self._m.get('osd_map'))
             return self._map[1]
@@ -87,12 +83,11 @@ class MgrCluster:
     def pools(self) -> List[Dict[str, Any]]:
         return list(self._osd_map()['pools'])
 
-    def pool_pg_stats(self, pool_id: int) -> List[Dict[str, Any]]:
-        names = [p['pool_name'] for p in self.pools() if p['pool'] == pool_id]
+    def pool_pg_stats(self, pool_id: int, pool_name: str) -> List[Dict[str, Any]]:
         now = self._clock.now()
-        if names and now >= self._reader_retry_at:
+        if now >= self._reader_retry_at:
             try:
-                return self._reader.pool_pg_stats(names[0])
+                return self._reader.pool_pg_stats(pool_name)
             except Unavailable as e:
                 self._m.log.warning('%s; reading every PG of the cluster instead for %d s',
                                     e, READER_RETRY_SECONDS)
@@ -100,6 +95,21 @@ class MgrCluster:
         prefix = f'{pool_id}.'
         return [s for s in self._snapshot('pg_stats')['pg_stats']
                 if s['pgid'].startswith(prefix)]
+
+    def pool_counts(self, pool_name: str) -> Optional[Dict[str, int]]:
+        now = self._clock.now()
+        if now >= self._reader_retry_at:
+            try:
+                return self._reader.pool_counts(pool_name)
+            except Unavailable as e:
+                self._m.log.warning('%s; reading the whole OSD map instead for %d s',
+                                    e, READER_RETRY_SECONDS)
+                self._reader_retry_at = now + READER_RETRY_SECONDS
+        for pool in self.pools():
+            if pool['pool_name'] == pool_name:
+                return {'pool_id': pool['pool'], 'pg_num': pool['pg_num'],
+                        'pgp_num': pool['pg_placement_num']}
+        return None
 
     def close(self) -> None:
         self._reader.close()
@@ -128,36 +138,36 @@ class MgrCluster:
         return json.dumps(self._snapshot('io_rate'), sort_keys=True)
 
     def pool_pg_mapping(self, pool_id: int) -> Dict[int, Tuple[List[int], List[int]]]:
-        # One map copy and one pool-wide call for the up sets; acting differs from up only
-        # where the map holds a pg_temp, and those few are asked one by one. An epoch maps
-        # the same way each time, so the settling checks between two epochs reuse it.
+        # One map copy (no dump: Tentacle's scores every pool's PGs) and a call per PG of
+        # the pool, as acting differs from up where the map holds a pg_temp, which only a
+        # dump would list. An epoch maps the same way each time: the settling checks
+        # between two epochs reuse it.
         osdmap = self._m.get_osdmap()
         epoch = osdmap.get_epoch()
         with self._snap_lock:
             hit = self._mappings.get(pool_id)
         if hit is not None and hit[0] == epoch:
             return hit[1]
-        ups = osdmap.map_pool_pgs_up(pool_id)
-        dump = self._osd_map()
-        if dump.get('epoch') != epoch:
-            dump = self._osd_map(fresher=osdmap.dump())
         prefix = f'{pool_id}.'
-        temps = {t['pgid'] for t in dump.get('pg_temp', []) if t['pgid'].startswith(prefix)}
         mapping: Dict[int, Tuple[List[int], List[int]]] = {}
-        for pgid, up in ups.items():
+        for pgid in osdmap.map_pool_pgs_up(pool_id):
             seed = int(pgid[len(prefix):], 16)
-            if pgid in temps:
-                m = osdmap.pg_to_up_acting_osds(pool_id, seed)
-                mapping[seed] = (list(m['up']), list(m['acting']))
-            else:
-                mapping[seed] = (list(up), list(up))
+            m = osdmap.pg_to_up_acting_osds(pool_id, seed)
+            mapping[seed] = (list(m['up']), list(m['acting']))
         with self._snap_lock:
             self._mappings = {p: m for p, m in self._mappings.items() if m[0] == epoch}
             self._mappings[pool_id] = (epoch, mapping)
         return mapping
 
     def osds_down(self) -> int:
-        return sum(1 for o in self._osd_map()['osds'] if o['in'] and not o['up'])
+        # The mon's OSD_DOWN health check counts the OSDs in but down; the map's dump
+        # would cost in proportion to the cluster.
+        health = json.loads(self._snapshot('health').get('json') or '{}')
+        summary = health.get('checks', {}).get('OSD_DOWN', {}).get('summary', {})
+        if 'count' in summary:
+            return int(summary['count'])
+        words = str(summary.get('message', '0')).split()     # "2 osds down"
+        return int(words[0]) if words and words[0].isdigit() else 0
 
     def pg_states_by_pool(self) -> Dict[int, Dict[str, int]]:
         by_pool = self._snapshot('pg_summary').get('by_pool', {})

@@ -23,12 +23,20 @@ class Interrupted(Exception):
 
 class Cluster(Protocol):
     def pools(self) -> List[Dict[str, Any]]:
-        """The OSD map's pool entries (pool, pool_name, pg_num, pg_num_target, ...)."""
+        """The OSD map's pool entries (pool, pool_name, pg_num, pg_num_target, ...). A dump
+        of the whole map: on Tentacle it scores the read balance of every pool's PGs, so
+        its cost follows the cluster's PG count."""
         ...
 
-    def pool_pg_stats(self, pool_id: int) -> List[Dict[str, Any]]:
+    def pool_pg_stats(self, pool_id: int, pool_name: str) -> List[Dict[str, Any]]:
         """Per-PG stats of one pool as the mgr last heard them (pgid, state, up, acting,
         stat_sum); costs in proportion to the pool's PG count."""
+        ...
+
+    def pool_counts(self, pool_name: str) -> Optional[Dict[str, int]]:
+        """pool_id, pg_num and pgp_num of one pool, from a source whose cost follows the
+        one pool (the mon's, which may be an epoch ahead of the mgr's map); None if there
+        is no such pool."""
         ...
 
     def pool_stats(self, max_age: float = 0.0) -> Dict[int, Dict[str, Any]]:
@@ -46,6 +54,7 @@ class Cluster(Protocol):
         ...
 
     def osds_down(self) -> int:
+        """OSDs in but down, as the mon's health reports them."""
         ...
 
     def pg_states_by_pool(self) -> Dict[int, Dict[str, int]]:

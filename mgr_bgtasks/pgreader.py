@@ -1,13 +1,17 @@
-"""Per-PG stats of one pool, at a cost that follows the pool.
+"""What a PG task reads of one pool, at a cost that follows the pool.
 
 A module gets per-PG stats only as a dump of every PG in the cluster (`get('pg_stats')`),
-built as Python objects under the GIL every module shares. The mgr's own
-`pg ls-by-pool` filters in C++ and sends back the pool's PGs alone, but the mgr's key is
-refused it: its caps name no mgr commands. So bgtasks asks it as a client of its own,
-`client.bgtasks`, allowed to read the maps and that one command, nothing else. Its key is
-made (or fetched) with `auth get-or-create`, which the mgr's key may do (cephadm makes
-its daemons' keys that way), and is kept only in memory.
+and a pool's pg_num only in a dump of the whole OSD map (`get('osd_map')`, which on
+Tentacle also scores the read balance of every pool by mapping all its PGs), both built as
+Python objects under the GIL every module shares. The mgr's own `pg ls-by-pool` filters
+in C++ and sends back the pool's PGs alone, and the mon's `osd pool get` one pool's
+counts, but the mgr's key is refused the first: its caps name no mgr commands. So bgtasks
+asks both as a client of its own, `client.bgtasks`, allowed to read the maps and that one
+mgr command, nothing else. Its key is made (or fetched) with `auth get-or-create`, which
+the mgr's key may do (cephadm makes its daemons' keys that way), and is kept only in
+memory.
 """
+import errno
 import json
 import threading
 from typing import Any, Callable, Dict, List, Optional
@@ -59,6 +63,25 @@ class PgReader:
         data = json.loads(out)
         # A dict with pg_ready since Nautilus; a bare list before.
         return list(data['pg_stats'] if isinstance(data, dict) else data)
+
+    def pool_counts(self, pool_name: str) -> Optional[Dict[str, int]]:
+        """pool_id, pg_num and pgp_num of one pool as the mon has them now (it may be an
+        epoch ahead of the mgr's map); None if there is no such pool."""
+        client = self._connected()
+        try:
+            ret, out, err = client.mon_command(
+                json.dumps({'prefix': 'osd pool get', 'pool': pool_name, 'var': 'all',
+                            'format': 'json'}), b'', timeout=TIMEOUT)
+        except rados.Error as e:
+            self.close()
+            raise Unavailable(f'osd pool get as {ENTITY}: {e}')
+        if ret == -errno.ENOENT:
+            return None
+        if ret != 0:
+            raise Unavailable(f'osd pool get as {ENTITY}: {err} ({ret})')
+        pool = json.loads(out)
+        return {'pool_id': int(pool['pool_id']), 'pg_num': int(pool['pg_num']),
+                'pgp_num': int(pool['pgp_num'])}
 
     def _connected(self) -> Any:
         with self._lock:

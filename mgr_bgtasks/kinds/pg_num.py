@@ -7,7 +7,7 @@ current map assigns to it: PG stats lag the map, and stale stats say active+clea
 the old placement while the last step is still peering, so counts alone report done
 seconds early.
 """
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Set, Tuple
 
 from ..cluster import Cluster, MonCommandError, find_pool
 from ..errors import BgtaskError, Busy, Invalid, NotFound
@@ -18,7 +18,8 @@ from ..validators import Choice, Integer, Name
 RECHECK_SECONDS = 1.0
 # While the mgr still steps the counts, only a new OSD map can move them: a check on each
 # epoch and otherwise this seldom (for the share of misplaced objects in the percent), so
-# that a change that takes longer on a busier cluster does not take more checks.
+# that a change that takes longer on a busier cluster does not take more checks; the sums
+# of every pool's PG stats may be this old then.
 MOVING_WAKE_ON = frozenset({'osd_map'})
 MOVING_RECHECK_SECONDS = 3.0
 # Once the counts are at target only the last PGs' stats are awaited, and the mgr
@@ -42,16 +43,16 @@ class Observation:
     degraded or unfound, which every active+clean PG has.
     """
 
-    def __init__(self, cluster: Cluster, pool: Dict[str, Any], target: int) -> None:
-        self.pool_id, self.target = pool['pool'], target
-        self.pg_num, self.pgp_num = pool['pg_num'], pool['pg_placement_num']
-        self.counts_done = (
-            self.pg_num == pool['pg_num_target'] == target
-            and self.pgp_num == pool['pg_placement_num_target'] == target)
+    def __init__(self, cluster: Cluster, pool: Tuple[int, str], counts: Tuple[int, int],
+                 counts_done: bool, target: int) -> None:
+        (self.pool_id, self.pool_name), self.target = pool, target
+        pool_id = self.pool_id
+        self.pg_num, self.pgp_num = counts
+        self.counts_done = counts_done
         # Until the counts are done the sums only move the percent: sums as old as the
         # seldom recheck serve, not a dump of every pool's sums on each new epoch.
-        sums = cluster.pool_stats(
-            max_age=0.0 if self.counts_done else MOVING_RECHECK_SECONDS).get(self.pool_id, {})
+        max_age = 0.0 if counts_done else MOVING_RECHECK_SECONDS
+        sums = cluster.pool_stats(max_age=max_age).get(pool_id, {})
         stat = sums.get('stat_sum', {})
         objects = stat.get('num_objects', 0)
         misplaced = stat.get('num_objects_misplaced', 0)
@@ -66,12 +67,21 @@ class Observation:
         self.settled = False
         self.down = cluster.osds_down()
 
+    @classmethod
+    def of_pool(cls, cluster: Cluster, pool: Dict[str, Any], target: int) -> 'Observation':
+        """From the pool's entry in the mgr's OSD map, the one whose epoch the per-PG
+        check maps the PGs by."""
+        counts = (pool['pg_num'], pool['pg_placement_num'])
+        done = counts == (pool['pg_num_target'], pool['pg_placement_num_target']) == \
+            (target, target)
+        return cls(cluster, (pool['pool'], pool['pool_name']), counts, done, target)
+
     def look_closer(self, cluster: Cluster,
                     mapping: Dict[int, Tuple[List[int], List[int]]]) -> None:
         """Each PG active+clean on exactly the OSDs the map assigns: stale stats say
         active+clean for the old placement while the last step is still peering."""
         prefix = f'{self.pool_id}.'
-        stats = cluster.pool_pg_stats(self.pool_id)
+        stats = cluster.pool_pg_stats(self.pool_id, self.pool_name)
         for s in stats:
             if s['state'] != 'active+clean':
                 self.unclean[s['state']] = self.unclean.get(s['state'], 0) + 1
@@ -128,6 +138,11 @@ def _key(params: Dict[str, Any], state: Dict[str, Any]) -> str:
     return f"{params['pool_id']}:{state['issued']}"
 
 
+def _deleted(params: Dict[str, Any]) -> BgtaskError:
+    # A pool of the same name but another id was made anew: not the pool asked about.
+    return BgtaskError(f"pool '{params['pool']}' was deleted")
+
+
 class SetPgNum(TaskKind):
     name = 'set_pg_num'
     summary = "Set a pool's number of PGs; done when the pool has settled"
@@ -143,6 +158,9 @@ class SetPgNum(TaskKind):
         # Per task: what the last per-PG check saw, with the stats version and the pool's
         # mapping it saw them under, and when.
         self._closer: Dict[str, Tuple[Any, float, Observation]] = {}
+        # Tasks whose counts the mgr's map showed done, with their targets: the mon's
+        # counts serve from then on, without the map's dump.
+        self._settling: Set[str] = set()
 
     def check(self, ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
         name, target = params['pool'], params['pg_num']
@@ -168,11 +186,10 @@ class SetPgNum(TaskKind):
         return params['pool'] == other['pool']
 
     def step(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any]) -> Outcome:
-        pool = self._pool(ctx.cluster, params)
         if not state:
-            return self._set_targets(ctx, params, pool)
+            return self._set_targets(ctx, params, self._pool(ctx.cluster, params))
         target = params['pg_num']
-        seen = self._look(ctx, params, state, pool)
+        seen = self._look(ctx, params, state)
         elapsed = ctx.clock.now() - state['issued']
         if seen.settled:
             result = {'pool': params['pool'], 'pg_num_before': params['pg_num_before'],
@@ -189,14 +206,29 @@ class SetPgNum(TaskKind):
         return Continue(state, percent=min(99.0, 100.0 * seen.fraction(before, target)),
                         delay=delay, wake_on=wake_on, status_text=seen.why)
 
-    def _look(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any],
-              pool: Dict[str, Any]) -> Observation:
-        seen = Observation(ctx.cluster, pool, params['pg_num'])
+    def _look(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any]) -> Observation:
+        # The mon's counts of the one pool, not a dump of the whole OSD map on each epoch
+        # (in proportion to the pools; on Tentacle to every PG of the cluster): the dump
+        # only once, when they reach the target, for the targets and the mgr's own epoch.
+        key, target = _key(params, state), params['pg_num']
+        pool = (params['pool_id'], params['pool'])
+        counts = ctx.cluster.pool_counts(params['pool'])
+        if counts is None or counts['pool_id'] != params['pool_id']:
+            raise _deleted(params)
+        now_counts = (counts['pg_num'], counts['pgp_num'])
+        if now_counts != (target, target):
+            self._settling.discard(key)
+            seen = Observation(ctx.cluster, pool, now_counts, False, target)
+        elif key in self._settling:
+            seen = Observation(ctx.cluster, pool, now_counts, True, target)
+        else:
+            seen = Observation.of_pool(ctx.cluster, self._pool(ctx.cluster, params), target)
+            if seen.counts_done:
+                self._settling.add(key)
         if not seen.may_settle:
             return seen
         # Per-PG stats only when new stats or a new map came in since the last per-PG
         # check (on a mgr restart: once), so settling costs a few such reads.
-        key = _key(params, state)
         mapping = ctx.cluster.pool_pg_mapping(params['pool_id'])
         changes = (ctx.cluster.pg_stats_version(), sorted(mapping.items()))
         now = ctx.clock.now()
@@ -211,14 +243,16 @@ class SetPgNum(TaskKind):
     def ended(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any]) -> None:
         if state:
             self._closer.pop(_key(params, state), None)
+            self._settling.discard(_key(params, state))
 
     def shutdown(self, ctx: Context) -> None:
         self._closer.clear()
+        self._settling.clear()
 
     def _pool(self, cluster: Cluster, params: Dict[str, Any]) -> Dict[str, Any]:
         pool = find_pool(cluster, params['pool'])
         if pool is None or pool['pool'] != params['pool_id']:
-            raise BgtaskError(f"pool '{params['pool']}' was deleted")
+            raise _deleted(params)
         return pool
 
     def _set_targets(self, ctx: Context, params: Dict[str, Any],

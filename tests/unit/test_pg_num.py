@@ -1,6 +1,6 @@
 """The PG task against a fake cluster whose maps and stats the test moves by hand."""
 import json
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 from conftest import Harness
@@ -19,6 +19,9 @@ class FakeCluster:
         self.fail_commands = False
         self.pg_stats_reads = 0
         self.sums_max_ages: List[float] = []
+        self.map_reads = 0
+        # The mon's counts, when a test puts them an epoch ahead of the map.
+        self.mon_counts: Dict[int, Tuple[int, int]] = {}
 
     def add_pool(self, name: str, pool_id: int, pg: int, mode: str = 'off') -> None:
         self.pool_list.append({'pool': pool_id, 'pool_name': name, 'pg_num': pg,
@@ -43,9 +46,19 @@ class FakeCluster:
 
     # the Cluster interface
     def pools(self) -> List[Dict[str, Any]]:
+        self.map_reads += 1
         return [dict(p) for p in self.pool_list]
 
-    def pool_pg_stats(self, pool_id: int) -> List[Dict[str, Any]]:
+    def pool_counts(self, pool_name: str) -> Optional[Dict[str, int]]:
+        for p in self.pool_list:
+            if p['pool_name'] == pool_name:
+                pg_num, pgp_num = self.mon_counts.get(
+                    p['pool'], (p['pg_num'], p['pg_placement_num']))
+                return {'pool_id': p['pool'], 'pg_num': pg_num, 'pgp_num': pgp_num}
+        return None
+
+    def pool_pg_stats(self, pool_id: int, pool_name: str) -> List[Dict[str, Any]]:
+        assert self.pool(pool_id)['pool_name'] == pool_name
         self.pg_stats_reads += 1
         return [dict(s) for s in self.stats if s['pgid'].startswith(f'{pool_id}.')]
 
@@ -228,7 +241,7 @@ def test_while_the_counts_move_a_check_per_epoch_not_per_second(
     task = submit(h, pool='rbd', pg_num=32)
     h.engine.run_due()
     h.tick(1.0)                                      # the first look after the targets
-    checks = h.engine.step_count['set_pg_num']
+    checks, map_reads = h.engine.step_count['set_pg_num'], cluster.map_reads
     for _ in range(5):
         h.tick(1.0)
     h.engine.wake('pg_summary')
@@ -240,16 +253,39 @@ def test_while_the_counts_move_a_check_per_epoch_not_per_second(
     h.engine.run_due()
     assert h.engine.step_count['set_pg_num'] == checks + 2
     assert 'pg_num 16, pgp_num 16 of 32' in h.engine.get(task['id'])['status_text']
+    assert cluster.map_reads == map_reads            # the pool's counts alone, not the map
     cluster.settle(2, 32)
     cluster.stats[0]['state'] = 'peering'
     h.engine.wake('osd_map')
     h.engine.run_due()                               # counts done: fresh sums, checks
     assert cluster.sums_max_ages[-1] == 0.0          # twice a second and on new stats
+    assert cluster.map_reads == map_reads + 1        # the map once, for the targets
     checks = h.engine.step_count['set_pg_num']
     h.engine.wake('pg_summary')
     h.engine.run_due()
     h.tick(0.5)
     assert h.engine.step_count['set_pg_num'] == checks + 2
+    assert cluster.map_reads == map_reads + 1
+
+
+def test_counts_done_by_the_mon_wait_for_the_mgrs_map(pg: Tuple[Harness, FakeCluster]) -> None:
+    """The mon may be an epoch ahead of the mgr, whose map the PGs are checked against."""
+    h, cluster = pg
+    task = submit(h, pool='rbd', pg_num=32)
+    h.engine.run_due()
+    h.tick(1.0)
+    cluster.settle(2, 32)                            # stats as if at 32 already ...
+    cluster.pool(2).update(pg_num=32, pg_placement_num=24)     # ... the mgr's map behind
+    cluster.mon_counts[2] = (32, 32)
+    h.engine.wake('osd_map')
+    h.engine.run_due()
+    t = h.engine.get(task['id'])
+    assert t['state'] == 'pending' and 'pg_num 32, pgp_num 24 of 32' in t['status_text']
+    assert cluster.pg_stats_reads == 0
+    cluster.pool(2).update(pg_placement_num=32)      # the mgr gets the epoch
+    h.engine.wake('osd_map')
+    h.engine.run_due()
+    assert h.engine.get(task['id'])['state'] == 'finished'
 
 
 def test_pool_deleted_fails_the_task(pg: Tuple[Harness, FakeCluster]) -> None:
