@@ -83,28 +83,33 @@ class MgrCluster:
     def pools(self) -> List[Dict[str, Any]]:
         return list(self._osd_map()['pools'])
 
-    def pool_pg_stats(self, pool_id: int, pool_name: str) -> List[Dict[str, Any]]:
+    def _ask_reader(self, ask: Callable[[PgReader], Any], instead: str) -> Tuple[bool, Any]:
+        """(True, answer) from client.bgtasks' pool-sized read, or (False, None) while it
+        fails and a whole-cluster read (`instead`) serves."""
         now = self._clock.now()
         if now >= self._reader_retry_at:
             try:
-                return self._reader.pool_pg_stats(pool_name)
+                return True, ask(self._reader)
             except Unavailable as e:
-                self._m.log.warning('%s; reading every PG of the cluster instead for %d s',
-                                    e, READER_RETRY_SECONDS)
+                self._m.log.warning('%s; reading %s instead for %d s', e, instead,
+                                    READER_RETRY_SECONDS)
                 self._reader_retry_at = now + READER_RETRY_SECONDS
+        return False, None
+
+    def pool_pg_stats(self, pool_id: int, pool_name: str) -> List[Dict[str, Any]]:
+        answered, stats = self._ask_reader(lambda r: r.pool_pg_stats(pool_name),
+                                           'every PG of the cluster')
+        if answered:
+            return list(stats)
         prefix = f'{pool_id}.'
         return [s for s in self._snapshot('pg_stats')['pg_stats']
                 if s['pgid'].startswith(prefix)]
 
     def pool_counts(self, pool_name: str) -> Optional[Dict[str, int]]:
-        now = self._clock.now()
-        if now >= self._reader_retry_at:
-            try:
-                return self._reader.pool_counts(pool_name)
-            except Unavailable as e:
-                self._m.log.warning('%s; reading the whole OSD map instead for %d s',
-                                    e, READER_RETRY_SECONDS)
-                self._reader_retry_at = now + READER_RETRY_SECONDS
+        answered, counts = self._ask_reader(lambda r: r.pool_counts(pool_name),
+                                            'the whole OSD map')
+        if answered:
+            return None if counts is None else dict(counts)
         for pool in self.pools():
             if pool['pool_name'] == pool_name:
                 return {'pool_id': pool['pool'], 'pg_num': pool['pg_num'],
