@@ -14,7 +14,7 @@ memory.
 import errno
 import json
 import threading
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import rados
 
@@ -50,16 +50,7 @@ class PgReader:
         self._client: Optional[Any] = None
 
     def pool_pg_stats(self, pool_name: str) -> List[Dict[str, Any]]:
-        client = self._connected()
-        try:
-            ret, out, err = client.mgr_command(
-                json.dumps({'prefix': 'pg ls-by-pool', 'poolstr': pool_name,
-                            'format': 'json'}), b'', timeout=TIMEOUT)
-        except rados.Error as e:
-            self.close()
-            raise Unavailable(f'pg ls-by-pool as {ENTITY}: {e}')
-        if ret != 0:
-            raise Unavailable(f'pg ls-by-pool as {ENTITY}: {err} ({ret})')
+        _, out = self._command('mgr', {'prefix': 'pg ls-by-pool', 'poolstr': pool_name})
         data = json.loads(out)
         # A dict with pg_ready since Nautilus; a bare list before.
         return list(data['pg_stats'] if isinstance(data, dict) else data)
@@ -67,21 +58,28 @@ class PgReader:
     def pool_counts(self, pool_name: str) -> Optional[Dict[str, int]]:
         """pool_id, pg_num and pgp_num of one pool as the mon has them now (it may be an
         epoch ahead of the mgr's map); None if there is no such pool."""
-        client = self._connected()
-        try:
-            ret, out, err = client.mon_command(
-                json.dumps({'prefix': 'osd pool get', 'pool': pool_name, 'var': 'all',
-                            'format': 'json'}), b'', timeout=TIMEOUT)
-        except rados.Error as e:
-            self.close()
-            raise Unavailable(f'osd pool get as {ENTITY}: {e}')
+        ret, out = self._command('mon', {'prefix': 'osd pool get', 'pool': pool_name,
+                                         'var': 'all'}, missing_ok=True)
         if ret == -errno.ENOENT:
             return None
-        if ret != 0:
-            raise Unavailable(f'osd pool get as {ENTITY}: {err} ({ret})')
         pool = json.loads(out)
         return {'pool_id': int(pool['pool_id']), 'pg_num': int(pool['pg_num']),
                 'pgp_num': int(pool['pgp_num'])}
+
+    def _command(self, to: str, cmd: Dict[str, Any],
+                 missing_ok: bool = False) -> Tuple[int, bytes]:
+        """(ret, JSON out) of a command to the mon or the mgr as client.bgtasks; raises
+        Unavailable unless it succeeded (or, with missing_ok, found nothing: ENOENT)."""
+        client = self._connected()
+        send = client.mgr_command if to == 'mgr' else client.mon_command
+        try:
+            ret, out, err = send(json.dumps({**cmd, 'format': 'json'}), b'', timeout=TIMEOUT)
+        except rados.Error as e:
+            self.close()
+            raise Unavailable(f"{cmd['prefix']} as {ENTITY}: {e}")
+        if ret != 0 and not (missing_ok and ret == -errno.ENOENT):
+            raise Unavailable(f"{cmd['prefix']} as {ENTITY}: {err} ({ret})")
+        return ret, out
 
     def _connected(self) -> Any:
         with self._lock:

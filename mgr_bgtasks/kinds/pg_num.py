@@ -46,13 +46,12 @@ class Observation:
     def __init__(self, cluster: Cluster, pool: Tuple[int, str], counts: Tuple[int, int],
                  counts_done: bool, target: int) -> None:
         (self.pool_id, self.pool_name), self.target = pool, target
-        pool_id = self.pool_id
         self.pg_num, self.pgp_num = counts
         self.counts_done = counts_done
         # Until the counts are done the sums only move the percent: sums as old as the
         # seldom recheck serve, not a dump of every pool's sums on each new epoch.
         max_age = 0.0 if counts_done else MOVING_RECHECK_SECONDS
-        sums = cluster.pool_stats(max_age=max_age).get(pool_id, {})
+        sums = cluster.pool_stats(max_age=max_age).get(self.pool_id, {})
         stat = sums.get('stat_sum', {})
         objects = stat.get('num_objects', 0)
         misplaced = stat.get('num_objects_misplaced', 0)
