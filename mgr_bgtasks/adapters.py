@@ -14,6 +14,7 @@ from .compat import mgr_pool
 from .omapstore import NAMESPACE, RadosOmap
 from .cluster import ImageGone, MonCommandError, PoolGone
 from .dataobjects import DataObjects
+from .epochcache import EpochCache
 from .pgreader import PgReader, Unavailable
 from .rbdusage import image_usage
 
@@ -31,9 +32,8 @@ class MgrCluster:
     # read of a map serves them all instead of one per task. Short against the 0.25 s
     # settling recheck, so a check never sees stats older than the previous check's.
     SNAPSHOT_SECONDS = 0.1
-    # The OSD map changes only with a new epoch, and the mgr notifies each one: its dump
-    # (in proportion to the pools and OSDs) is kept until then, not made for every check.
-    # The age bound only guards against a notification that never comes.
+    # The OSD map's dump and the mon's counts of a pool are kept until the next epoch's
+    # notification, or this long at the most.
     MAP_SECONDS = 10.0
 
     def __init__(self, module: MgrModule) -> None:
@@ -41,7 +41,7 @@ class MgrCluster:
         self._clock = Clock()
         self._snap_lock = threading.Lock()
         self._snaps: Dict[str, Tuple[float, Any]] = {}
-        self._map: Optional[Tuple[float, Dict[str, Any]]] = None
+        self._per_epoch = EpochCache(self._clock, self.MAP_SECONDS)
         self._pool_sums: Optional[Tuple[Any, float, Dict[int, Dict[str, Any]]]] = None
         # Per pool: the epoch and the mapping of its PGs under it.
         self._mappings: Dict[int, Tuple[int, Dict[int, Tuple[List[int], List[int]]]]] = {}
@@ -59,15 +59,10 @@ class MgrCluster:
             return value
 
     def _osd_map(self) -> Dict[str, Any]:
-        with self._snap_lock:
-            now = self._clock.now()
-            if self._map is None or not 0 <= now - self._map[0] < self.MAP_SECONDS:
-                self._map = (now, self._m.get('osd_map'))
-            return self._map[1]
+        return self._per_epoch.get('osd_map', lambda: self._m.get('osd_map'))
 
     def map_changed(self) -> None:
-        with self._snap_lock:
-            self._map = None
+        self._per_epoch.changed()
 
     def _with_rados(self, op: Callable[[Any], Any]) -> Any:
         """Runs op(rados handle); once blocklisted (as failover does to the old active
@@ -106,10 +101,15 @@ class MgrCluster:
                 if s['pgid'].startswith(prefix)]
 
     def pool_counts(self, pool_name: str) -> Optional[Dict[str, int]]:
+        counts = self._per_epoch.get(('counts', pool_name),
+                                     lambda: self._read_counts(pool_name))
+        return None if counts is None else dict(counts)
+
+    def _read_counts(self, pool_name: str) -> Optional[Dict[str, int]]:
         answered, counts = self._ask_reader(lambda r: r.pool_counts(pool_name),
                                             'the whole OSD map')
         if answered:
-            return None if counts is None else dict(counts)
+            return counts
         for pool in self.pools():
             if pool['pool_name'] == pool_name:
                 return {'pool_id': pool['pool'], 'pg_num': pool['pg_num'],
