@@ -89,7 +89,8 @@ def change(cluster: DevCluster, ours: Ours, pools: List[str]) -> Dict[str, Any]:
     # The pool settled between the judge's last unsettled look and its first settled one
     # (0.2 s apart): done after the first is never early; done before the last is.
     after = [done[w.name] - w.last_unsettled for w in watchers if w.last_unsettled is not None]
-    early = [w.name for w in watchers
+    early = [f'{w.name} ({w.unsettled_why} {w.last_unsettled - done[w.name]:+.2f} s after done)'
+             for w in watchers
              if w.last_unsettled is not None and w.last_unsettled > done[w.name]]
     steps = steps1 - steps0
     return {'pools': len(pools), 'cpu': cpu1 - cpu0, 'steps': steps,
@@ -177,6 +178,8 @@ def main() -> None:
               f'last unsettled look (goal >= 0), done early on {len(r["early"])} pools '
               f'(goal 0); whole mgr {r["mgr_cpu"]:.2f} '
               f'CPU s in {r["seconds"]:.0f} s, {r["mgr_cpu_idle"]:.2f} in as long without a task')
+        for pool in r['early']:
+            print(f'     judge saw unsettled after done: {pool}')
     print(f'(b)/(a) CPU: {b["cpu"] / a["cpu"]:.2f} x (goal <= 1.3 x); '
           f'(b4)/(a4): {b4["cpu"] / a4["cpu"]:.2f} x')
     print(f'four pools at once / one: {a4["cpu"] / a["cpu"]:.2f} x without other PGs, '

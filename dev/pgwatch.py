@@ -6,7 +6,8 @@ map) assigns. It asks the cluster over librados, as an operator's script would.
 
 The librados part runs as a script with the cluster's own release's Python (a Pacific
 client cannot log in to a Tentacle cluster, whose keys are AES-256):
-    pgwatch.py watch POOL TARGET [INTERVAL]    one JSON line per look: {"t": time, "ok": bool}
+    pgwatch.py watch POOL TARGET [INTERVAL]    a JSON line per look: {"t": time, "ok": bool,
+                                               "why": what is not settled yet, or null}
     pgwatch.py fill POOL OBJECTS [SIZE]        writes objects so placement changes move data
 The host side (Watcher, fill_pool, pool_info) takes a DevCluster and runs the script.
 """
@@ -36,22 +37,30 @@ def _pool(r: Any, name: str) -> Optional[Dict[str, Any]]:
     return None
 
 
-def settled(r: Any, name: str, target: int) -> bool:
+def unsettled_because(r: Any, name: str, target: int) -> Optional[str]:
+    """None if the pool has settled, else the first thing that is not yet so."""
     pool = _pool(r, name)
-    if pool is None or not (pool['pg_num'] == pool['pg_num_target'] == target
-                            == pool['pg_placement_num'] == pool['pg_placement_num_target']):
-        return False
+    if pool is None:
+        return 'no such pool'
+    counts = [pool[k] for k in ('pg_num', 'pg_num_target', 'pg_placement_num',
+                                'pg_placement_num_target')]
+    if counts != [target] * 4:
+        return 'pg_num, its target, pgp_num, its target: ' + ', '.join(map(str, counts))
     # The pool's PGs alone (filtered in the mgr): a judge that dumped every PG of the
     # cluster five times a second would itself load the mgr in proportion to the cluster.
     found = _cmd(r, True, prefix='pg ls-by-pool', poolstr=name)
     stats = found['pg_stats'] if isinstance(found, dict) else found
-    if len(stats) != target or any(s['state'] != 'active+clean' for s in stats):
-        return False
+    if len(stats) != target:
+        return f'stats for {len(stats)} PGs'
+    for s in stats:
+        if s['state'] != 'active+clean':
+            return f"{s['pgid']} {s['state']}"
     for s in stats:
         m = _cmd(r, False, prefix='pg map', pgid=s['pgid'])
         if m['up'] != s['up'] or m['acting'] != s['acting']:
-            return False
-    return True
+            return f"{s['pgid']} reported on {s['up']}/{s['acting']}, mapped to " \
+                f"{m['up']}/{m['acting']}"
+    return None
 
 
 def _connect() -> Any:
@@ -65,7 +74,8 @@ def _watch(pool: str, target: int, interval: float) -> None:
     r = _connect()
     while True:
         t = time.time()
-        print(json.dumps({'t': t, 'ok': settled(r, pool, target)}), flush=True)
+        why = unsettled_because(r, pool, target)
+        print(json.dumps({'t': t, 'ok': why is None, 'why': why}), flush=True)
         time.sleep(interval)
 
 
@@ -86,11 +96,12 @@ def _fill(pool: str, objects: int, size: int) -> None:
 
 class Watcher:
     """Looks every `interval` seconds whether the pool has settled; remembers when the pool
-    was last seen unsettled and first seen settled after that."""
+    was last seen unsettled (and why) and first seen settled after that."""
 
     def __init__(self, cluster: Any, name: str, target: int, interval: float = 0.2) -> None:
         self.name, self.target = name, target
         self.last_unsettled: Optional[float] = None
+        self.unsettled_why: Optional[str] = None
         self.settled_at: Optional[float] = None
         self.samples: List[bool] = []
         self._proc = subprocess.Popen(
@@ -111,6 +122,7 @@ class Watcher:
                 self.settled_at = float(look['t'])
             elif not look['ok']:
                 self.last_unsettled, self.settled_at = float(look['t']), None
+                self.unsettled_why = look.get('why')
 
     def wait_settled(self, timeout: float) -> float:
         end = time.time() + timeout
