@@ -51,7 +51,7 @@ def run_watched(cluster: DevCluster, bg: Bgtask, pool: str, target: int,
     # Never early: once the task said done, the judge never saw the pool unsettled again.
     assert watcher.last_unsettled is not None, 'the judge never saw the change happen'
     assert watcher.last_unsettled <= ended_ts(done) + 0.05, \
-        (watcher.last_unsettled, done['ended'])
+        (watcher.last_unsettled, done['ended'], watcher.unsettled_why)
     assert watcher.samples[-1]
     return done, watcher
 
