@@ -29,7 +29,7 @@ class MgrCluster:
     """The task kinds' Cluster interface over the mgr's maps and mon commands."""
 
     # PG tasks woken by the same notification check within this long of each other; one
-    # read of a map serves them all instead of one per task. Short against the 0.25 s
+    # read of a map serves them all instead of one per task. Short against the 0.5 s
     # settling recheck, so a check never sees stats older than the previous check's.
     SNAPSHOT_SECONDS = 0.1
     # The OSD map's dump and the mon's counts of a pool are kept until the next epoch's
