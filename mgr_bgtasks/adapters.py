@@ -12,7 +12,7 @@ from mgr_module import MgrModule
 from .clock import Clock
 from .compat import mgr_pool
 from .omapstore import NAMESPACE, RadosOmap
-from .cluster import ImageGone, MonCommandError, PoolGone
+from .cluster import ImageGone, MonCommandError, PoolGone, find_pool
 from .dataobjects import DataObjects
 from .epochcache import EpochCache
 from .pgreader import PgReader, Unavailable
@@ -110,11 +110,9 @@ class MgrCluster:
                                             'the whole OSD map')
         if answered:
             return counts
-        for pool in self.pools():
-            if pool['pool_name'] == pool_name:
-                return {'pool_id': pool['pool'], 'pg_num': pool['pg_num'],
-                        'pgp_num': pool['pg_placement_num']}
-        return None
+        pool = find_pool(self, pool_name)
+        return None if pool is None else {'pool_id': pool['pool'], 'pg_num': pool['pg_num'],
+                                          'pgp_num': pool['pg_placement_num']}
 
     def close(self) -> None:
         self._reader.close()

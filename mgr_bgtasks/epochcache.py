@@ -30,14 +30,27 @@ class EpochCache:
             self._values.clear()
 
     def get(self, key: Hashable, read: Callable[[], Any]) -> Any:
+        # A hit never waits for another key's read: a mon round trip may take seconds,
+        # and requests that only check a pool's name read the map's dump from here.
+        found, value = self._hit(key)
+        if found:
+            return value
         with self._reading:
+            found, value = self._hit(key)
+            if found:
+                return value
             with self._lock:
-                now, epochs, hit = self._clock.now(), self._epochs, self._values.get(key)
-                if hit is not None and 0 <= now - hit[0] < self._max_age:
-                    return hit[1]
+                now, epochs = self._clock.now(), self._epochs
             value = read()
             with self._lock:
                 # A notification during the read: the value may be of the older epoch.
                 if self._epochs == epochs:
                     self._values[key] = (now, value)
             return value
+
+    def _hit(self, key: Hashable) -> Tuple[bool, Any]:
+        with self._lock:
+            hit = self._values.get(key)
+            if hit is not None and 0 <= self._clock.now() - hit[0] < self._max_age:
+                return True, hit[1]
+            return False, None
