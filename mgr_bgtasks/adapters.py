@@ -140,6 +140,9 @@ class MgrCluster:
         # whole-cluster dump; the delta it recomputes on each update is small and moves.
         return json.dumps(self._snapshot('io_rate'), sort_keys=True)
 
+    def map_version(self) -> Any:
+        return self._per_epoch.epochs
+
     def pool_pg_mapping(self, pool_id: int) -> Dict[int, Tuple[List[int], List[int]]]:
         # One map copy (no dump: Tentacle's scores every pool's PGs) and a call per PG of
         # the pool, as acting differs from up where the map holds a pg_temp, which only a

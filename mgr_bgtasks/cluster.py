@@ -49,6 +49,10 @@ class Cluster(Protocol):
         """A cheap value that changes whenever the mgr takes in new PG stats."""
         ...
 
+    def map_version(self) -> Any:
+        """A cheap value that changes whenever the mgr tells of a new OSD map."""
+        ...
+
     def pool_pg_mapping(self, pool_id: int) -> Dict[int, Tuple[List[int], List[int]]]:
         """Per PG seed of a pool, the (up, acting) OSDs the current OSD map assigns it."""
         ...

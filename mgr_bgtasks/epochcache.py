@@ -29,6 +29,12 @@ class EpochCache:
             self._epochs += 1
             self._values.clear()
 
+    @property
+    def epochs(self) -> int:
+        """How many epochs were notified so far."""
+        with self._lock:
+            return self._epochs
+
     def get(self, key: Hashable, read: Callable[[], Any]) -> Any:
         # A hit never waits for another key's read: a mon round trip may take seconds,
         # and requests that only check a pool's name read the map's dump from here.

@@ -26,8 +26,9 @@ MOVING_RECHECK_SECONDS = 3.0
 # notifies pg_summary on its own tick, not on every OSD report: checked this often too.
 WAKE_ON = frozenset({'osd_map', 'pg_summary'})
 SETTLING_RECHECK_SECONDS = 0.5
-# The per-PG check again after this long even if neither the PG stats nor the map seem to
-# have changed: the stats' change signal is the mgr's, not a promise.
+# A check whose inputs seem unchanged (no OSD map notified, the same PG stats) repeats the
+# last one's answer without reading, and the per-PG check is skipped likewise, for at
+# most this long: the stats' change signal is the mgr's, and a notification may be lost.
 FULL_RECHECK_SECONDS = 2.0
 # Share of the percent for pg_num, pgp_num and settled PGs.
 WEIGHTS = (0.4, 0.4, 0.2)
@@ -154,6 +155,9 @@ class SetPgNum(TaskKind):
                 409: 'the pool has a pending PG task, or its autoscaler is on'}
 
     def __init__(self) -> None:
+        # Per task: what the last check saw, with the map and stats versions it read
+        # under, and when.
+        self._last: Dict[str, Tuple[Any, float, Observation]] = {}
         # Per task: what the last per-PG check saw, with the stats version and the pool's
         # mapping it saw them under, and when.
         self._closer: Dict[str, Tuple[Any, float, Observation]] = {}
@@ -206,10 +210,24 @@ class SetPgNum(TaskKind):
                         delay=delay, wake_on=wake_on, status_text=seen.why)
 
     def _look(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any]) -> Observation:
+        # While the last PGs' stats are awaited most checks come between two of the mgr's
+        # stats updates (each tick, each epoch) and would read the same again. Never
+        # early: an answer that said settled ended the task.
+        key, now = _key(params, state), ctx.clock.now()
+        inputs = (ctx.cluster.map_version(), ctx.cluster.pg_stats_version())
+        last = self._last.get(key)
+        if last is not None and last[0] == inputs and 0 <= now - last[1] < FULL_RECHECK_SECONDS:
+            return last[2]
+        seen = self._read(ctx, params, key, inputs[1])
+        self._last[key] = (inputs, now, seen)
+        return seen
+
+    def _read(self, ctx: Context, params: Dict[str, Any], key: str,
+              stats_version: Any) -> Observation:
         # The mon's counts of the one pool, not a dump of the whole OSD map on each epoch
         # (in proportion to the pools; on Tentacle to every PG of the cluster): the dump
         # only once, when they reach the target, for the targets and the mgr's own epoch.
-        key, target = _key(params, state), params['pg_num']
+        target = params['pg_num']
         pool = (params['pool_id'], params['pool'])
         counts = ctx.cluster.pool_counts(params['pool'])
         if counts is None or counts['pool_id'] != params['pool_id']:
@@ -229,7 +247,7 @@ class SetPgNum(TaskKind):
         # Per-PG stats only when new stats or a new map came in since the last per-PG
         # check (on a mgr restart: once), so settling costs a few such reads.
         mapping = ctx.cluster.pool_pg_mapping(params['pool_id'])
-        changes = (ctx.cluster.pg_stats_version(), sorted(mapping.items()))
+        changes = (stats_version, sorted(mapping.items()))
         now = ctx.clock.now()
         last = self._closer.get(key)
         if last is not None and last[0] == changes and now - last[1] < FULL_RECHECK_SECONDS:
@@ -241,10 +259,12 @@ class SetPgNum(TaskKind):
 
     def ended(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any]) -> None:
         if state:
+            self._last.pop(_key(params, state), None)
             self._closer.pop(_key(params, state), None)
             self._settling.discard(_key(params, state))
 
     def shutdown(self, ctx: Context) -> None:
+        self._last.clear()
         self._closer.clear()
         self._settling.clear()
 

@@ -21,10 +21,12 @@ def test_one_read_per_epoch_and_key() -> None:
     clock = FakeClock()
     cache = EpochCache(clock, max_age=10)
     read = reader(['e1', 'e2'])
+    assert cache.epochs == 0
     assert [cache.get('k', read) for _ in range(5)] == ['e1'] * 5
     assert cache.get('other', lambda: 'o') == 'o'
     assert len(read.reads) == 1
     cache.changed()
+    assert cache.epochs == 1
     assert cache.get('k', read) == 'e2'
     assert cache.get('k', read) == 'e2'
     assert len(read.reads) == 2

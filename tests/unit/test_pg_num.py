@@ -75,6 +75,9 @@ class FakeCluster:
     def pg_stats_version(self) -> Any:
         return json.dumps(self.stats, sort_keys=True)
 
+    def map_version(self) -> Any:
+        return json.dumps([self.pool_list, sorted(self.mapping.items())], sort_keys=True)
+
     def pool_pg_mapping(self, pool_id: int) -> Dict[int, Tuple[List[int], List[int]]]:
         return {seed: (list(osd), list(osd)) for (p, seed), osd in self.mapping.items()
                 if p == pool_id and seed < self.pool(pool_id)['pg_num']}
@@ -384,3 +387,31 @@ def test_watch_steps_that_see_nothing_new_cost_no_write(
     for _ in range(5):
         h.tick(1.0)
     assert h.store.writes == writes
+
+
+def test_a_check_with_nothing_new_repeats_the_last_answer(
+        pg: Tuple[Harness, FakeCluster]) -> None:
+    """Between two of the mgr's stats updates (each tick, each epoch) a check reads
+    nothing; after 2 s it reads again anyway, and at once on new stats."""
+    h, cluster = pg
+    task = submit(h, pool='rbd', pg_num=32)
+    h.engine.run_due()
+    cluster.settle(2, 32)
+    cluster.stats[0]['state'] = 'peering'
+    h.engine.wake('osd_map')
+    h.engine.run_due()
+    assert cluster.pg_stats_reads == 1
+    sums, checks = len(cluster.sums_max_ages), h.engine.step_count['set_pg_num']
+    for _ in range(3):
+        h.tick(0.5)
+    assert h.engine.step_count['set_pg_num'] == checks + 3
+    assert (len(cluster.sums_max_ages), cluster.pg_stats_reads) == (sums, 1)
+    assert 'not active+clean (1 peering)' in h.engine.get(task['id'])['status_text']
+    h.tick(0.5)
+    assert (len(cluster.sums_max_ages), cluster.pg_stats_reads) == (sums + 1, 2)
+    h.tick(0.5)
+    assert (len(cluster.sums_max_ages), cluster.pg_stats_reads) == (sums + 1, 2)
+    cluster.stats[0]['state'] = 'active+clean'
+    h.tick(0.5)
+    assert cluster.pg_stats_reads == 3
+    assert h.engine.get(task['id'])['state'] == 'finished'
