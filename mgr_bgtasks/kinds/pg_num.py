@@ -212,18 +212,20 @@ class SetPgNum(TaskKind):
     def _look(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any]) -> Observation:
         # While the last PGs' stats are awaited most checks come between two of the mgr's
         # stats updates (each tick, each epoch) and would read the same again. Never
-        # early: an answer that said settled ended the task.
+        # early: an answer that said settled ended the task. While the counts move, a new
+        # epoch is what wakes a check: asking what changed would only cost more.
         key, now = _key(params, state), ctx.clock.now()
+        if key not in self._settling:
+            return self._read(ctx, params, key)
         inputs = (ctx.cluster.map_version(), ctx.cluster.pg_stats_version())
         last = self._last.get(key)
         if last is not None and last[0] == inputs and 0 <= now - last[1] < FULL_RECHECK_SECONDS:
             return last[2]
-        seen = self._read(ctx, params, key, inputs[1])
+        seen = self._read(ctx, params, key)
         self._last[key] = (inputs, now, seen)
         return seen
 
-    def _read(self, ctx: Context, params: Dict[str, Any], key: str,
-              stats_version: Any) -> Observation:
+    def _read(self, ctx: Context, params: Dict[str, Any], key: str) -> Observation:
         # The mon's counts of the one pool, not a dump of the whole OSD map on each epoch
         # (in proportion to the pools; on Tentacle to every PG of the cluster): the dump
         # only once, when they reach the target, for the targets and the mgr's own epoch.
@@ -247,7 +249,7 @@ class SetPgNum(TaskKind):
         # Per-PG stats only when new stats or a new map came in since the last per-PG
         # check (on a mgr restart: once), so settling costs a few such reads.
         mapping = ctx.cluster.pool_pg_mapping(params['pool_id'])
-        changes = (stats_version, sorted(mapping.items()))
+        changes = (ctx.cluster.pg_stats_version(), sorted(mapping.items()))
         now = ctx.clock.now()
         last = self._closer.get(key)
         if last is not None and last[0] == changes and now - last[1] < FULL_RECHECK_SECONDS:
