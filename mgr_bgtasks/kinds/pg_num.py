@@ -7,7 +7,7 @@ current map assigns to it: PG stats lag the map, and stale stats say active+clea
 the old placement while the last step is still peering, so counts alone report done
 seconds early.
 """
-from typing import Any, Dict, List, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ..cluster import Cluster, MonCommandError, find_pool
 from ..errors import BgtaskError, Busy, Invalid, NotFound
@@ -134,6 +134,17 @@ class Observation:
         return sum(w * p for w, p in zip(WEIGHTS, parts))
 
 
+Seen = Dict[str, Tuple[Any, float, Observation]]
+
+
+def _seen_under(seen: Seen, key: str, inputs: Any, now: float) -> Optional[Observation]:
+    """What the task's last look saw, if it read under the same inputs and recently."""
+    last = seen.get(key)
+    if last is not None and last[0] == inputs and 0 <= now - last[1] < FULL_RECHECK_SECONDS:
+        return last[2]
+    return None
+
+
 def _key(params: Dict[str, Any], state: Dict[str, Any]) -> str:
     return f"{params['pool_id']}:{state['issued']}"
 
@@ -157,10 +168,10 @@ class SetPgNum(TaskKind):
     def __init__(self) -> None:
         # Per task: what the last check saw, with the map and stats versions it read
         # under, and when.
-        self._last: Dict[str, Tuple[Any, float, Observation]] = {}
+        self._last: Seen = {}
         # Per task: what the last per-PG check saw, with the stats version and the pool's
         # mapping it saw them under, and when.
-        self._closer: Dict[str, Tuple[Any, float, Observation]] = {}
+        self._closer: Seen = {}
         # Tasks whose counts the mgr's map showed done, with their targets: the mon's
         # counts serve from then on, without the map's dump.
         self._settling: Set[str] = set()
@@ -218,9 +229,9 @@ class SetPgNum(TaskKind):
         if key not in self._settling:
             return self._read(ctx, params, key)
         inputs = (ctx.cluster.map_version(), ctx.cluster.pg_stats_version())
-        last = self._last.get(key)
-        if last is not None and last[0] == inputs and 0 <= now - last[1] < FULL_RECHECK_SECONDS:
-            return last[2]
+        last = _seen_under(self._last, key, inputs, now)
+        if last is not None:
+            return last
         seen = self._read(ctx, params, key)
         self._last[key] = (inputs, now, seen)
         return seen
@@ -251,9 +262,9 @@ class SetPgNum(TaskKind):
         mapping = ctx.cluster.pool_pg_mapping(params['pool_id'])
         changes = (ctx.cluster.pg_stats_version(), sorted(mapping.items()))
         now = ctx.clock.now()
-        last = self._closer.get(key)
-        if last is not None and last[0] == changes and now - last[1] < FULL_RECHECK_SECONDS:
-            seen.keep_closer_look(last[2])
+        closer = _seen_under(self._closer, key, changes, now)
+        if closer is not None:
+            seen.keep_closer_look(closer)
         else:
             seen.look_closer(ctx.cluster, mapping)
             self._closer[key] = (changes, now, seen)
