@@ -13,13 +13,18 @@ every 0.2 s, reading the pool's PGs alone). Goals: (b)/(a) CPU <= 1.3 x; never d
 judge still sees the pool unsettled; lag <= 1 s. The per-check cost measured with 0 and with
 --other-pgs other PGs is extrapolated linearly to 100,000 PGs.
 
-Usage: /usr/bin/python3 bench/bench_pg_cost.py [--objects 1000] [--other-pgs 3000]
-                                               [--release pacific|tentacle]
+The same change takes 60 to 120 s from one run to the next, and checks follow its length,
+so one change per phase cannot tell 1.3 x from that spread: each phase runs --rounds times
+(each on new pools) and the ratios are of the medians, with each round's ratio beside them.
+
+Usage: /usr/bin/python3 bench/bench_pg_cost.py [--rounds 3] [--objects 1000]
+                                               [--other-pgs 3000] [--release pacific|tentacle]
 """
 import argparse
 import json
 import os
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -50,8 +55,9 @@ def step_cost(base: str) -> Tuple[float, int, float]:
             float(mgr.group(1)) if mgr else 0.0)
 
 
-def change(cluster: DevCluster, ours: Ours, pools: List[str]) -> Dict[str, Any]:
-    """pg_num 8 -> TARGET on every pool at once, by bgtasks; CPU and lags."""
+def change(cluster: DevCluster, ours: Ours, pools: List[str], idle: bool) -> Dict[str, Any]:
+    """pg_num 8 -> TARGET on every pool at once, by bgtasks; CPU and lags (and, if idle, the
+    whole mgr's CPU in as long again without a task)."""
     watchers = [Watcher(cluster, pool, TARGET).start() for pool in pools]
     cpu0, steps0, mgr0 = step_cost(ours.base)
     began = time.monotonic()
@@ -78,13 +84,15 @@ def change(cluster: DevCluster, ours: Ours, pools: List[str]) -> Dict[str, Any]:
             w.stop()
     cpu1, steps1, mgr1 = step_cost(ours.base)
     seconds = time.monotonic() - began
-    # The same watchers for as long with no task: what the mgr spends anyway (its own PG
-    # stats, the judge's commands), so that the change's share of the whole mgr shows.
-    idle = [Watcher(cluster, pool, TARGET).start() for pool in pools]
-    time.sleep(seconds)
-    for w in idle:
-        w.stop()
-    mgr2 = step_cost(ours.base)[2]
+    mgr2 = None
+    if idle:
+        # The same watchers for as long with no task: what the mgr spends anyway (its own
+        # PG stats, the judge's commands), so that the change's share of the whole mgr shows.
+        quiet = [Watcher(cluster, pool, TARGET).start() for pool in pools]
+        time.sleep(seconds)
+        for w in quiet:
+            w.stop()
+        mgr2 = step_cost(ours.base)[2] - mgr1
     lags = [done[p] - settled[p] for p in pools]
     # The pool settled between the judge's last unsettled look and its first settled one
     # (0.2 s apart): done after the first is never early; done before the last is.
@@ -95,7 +103,7 @@ def change(cluster: DevCluster, ours: Ours, pools: List[str]) -> Dict[str, Any]:
     steps = steps1 - steps0
     return {'pools': len(pools), 'cpu': cpu1 - cpu0, 'steps': steps,
             'per_check_ms': 1000 * (cpu1 - cpu0) / max(steps, 1),
-            'seconds': seconds, 'mgr_cpu': mgr1 - mgr0, 'mgr_cpu_idle': mgr2 - mgr1,
+            'seconds': seconds, 'mgr_cpu': mgr1 - mgr0, 'mgr_cpu_idle': mgr2,
             'lag_min': min(lags), 'lag_max': max(lags),
             'after_unsettled_min': min(after) if after else None, 'early': early}
 
@@ -111,9 +119,44 @@ def make_pools(cluster: DevCluster, prefix: str, count: int, objects: int) -> Li
     return names
 
 
+def measure(cluster: DevCluster, ours: Ours, phase: str, count: int, rounds: int,
+            objects: int) -> List[Dict[str, Any]]:
+    results = []
+    for r in range(rounds):
+        for attempt in (1, 2):
+            pools = make_pools(cluster, f'small-{phase}{r}-{attempt}', count, objects)
+            try:
+                result = change(cluster, ours, pools, idle=r == 0)
+                break
+            except RuntimeError as e:
+                # The judge's own process may die (seen once, exit status 0, no output):
+                # that round says nothing of bgtasks; run it again on new pools.
+                if attempt == 2:
+                    raise
+                print(f'{phase} round {r + 1}: {e}; again', flush=True)
+        results.append(result)
+        print(phase, r + 1, json.dumps(result), flush=True)
+    return results
+
+
+def summary(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Medians of CPU, checks and CPU per check; the extremes of the lags over all rounds."""
+    afters = [r['after_unsettled_min'] for r in runs if r['after_unsettled_min'] is not None]
+    return {'cpu': statistics.median(r['cpu'] for r in runs),
+            'steps': statistics.median(r['steps'] for r in runs),
+            'per_check_ms': statistics.median(r['per_check_ms'] for r in runs),
+            'cpus': [r['cpu'] for r in runs], 'seconds': [r['seconds'] for r in runs],
+            'lag_min': min(r['lag_min'] for r in runs), 'lag_max': max(r['lag_max'] for r in runs),
+            'after_unsettled_min': min(afters) if afters else None,
+            'early': [e for r in runs for e in r['early']],
+            'mgr_cpu': runs[0]['mgr_cpu'], 'mgr_cpu_idle': runs[0]['mgr_cpu_idle'],
+            'first_seconds': runs[0]['seconds']}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--rounds', type=int, default=3)
     ap.add_argument('--objects', type=int, default=1000)
     ap.add_argument('--other-pgs', type=int, default=3000)
     ap.add_argument('--release', choices=RELEASES,
@@ -124,11 +167,13 @@ def main() -> None:
     folder = tempfile.mkdtemp(prefix='bgtasks-bench-pg-cost-')
     cluster = DevCluster(folder, release=args.release)
     port = free_port()
-    results: Dict[str, Dict[str, Any]] = {}
+    runs: Dict[str, List[Dict[str, Any]]] = {}
     other = 0
     try:
-        # 3 OSDs of size 1 each hold every PG once: room for the other pools' PGs.
-        per_osd = (args.other_pgs + 8 * TARGET) // 3 + 200
+        # 3 OSDs of size 1 each hold every PG once: room for the other pools' PGs and for
+        # every round's small pools.
+        small = 10 * args.rounds * TARGET
+        per_osd = (args.other_pgs + 2 * small) // 3 + 200
         cluster.start(mgrs=1, osds=3, module_options={
             'server_addr': '127.0.0.1', 'server_port': str(port), 'ssl': 'false'},
             conf_overrides={'global': {'mon max pg per osd': per_osd,
@@ -143,15 +188,14 @@ def main() -> None:
         cluster.wait_for(lambda: _answers(ours.base), timeout=60, what='the web server')
         ours.login()
         for phase, count in (('a', 1), ('a4', 4)):
-            pools = make_pools(cluster, f'small-{phase}', count, args.objects)
-            results[phase] = change(cluster, ours, pools)
-            print(phase, json.dumps(results[phase]), flush=True)
+            runs[phase] = measure(cluster, ours, phase, count, args.rounds, args.objects)
         filler = 0
         while other < args.other_pgs:
             pgs = min(FILLER_PG, args.other_pgs - other)
             name = f'other-{filler}'
             cluster.ceph('osd', 'pool', 'create', name, str(pgs), str(pgs))
             cluster.ceph('osd', 'pool', 'set', name, 'pg_autoscale_mode', 'off')
+            cluster.ceph('osd', 'pool', 'application', 'enable', name, 'bench')
             other += pgs
             filler += 1
         cluster.wait_for(lambda: _all_clean(cluster), timeout=900, interval=2,
@@ -159,34 +203,44 @@ def main() -> None:
         total = cluster.ceph('pg', 'stat', json_out=True)
         print(f"{total.get('pg_summary', total)['num_pgs']} PGs active+clean", flush=True)
         for phase, count in (('b', 1), ('b4', 4)):
-            pools = make_pools(cluster, f'small-{phase}', count, args.objects)
-            results[phase] = change(cluster, ours, pools)
-            print(phase, json.dumps(results[phase]), flush=True)
+            runs[phase] = measure(cluster, ours, phase, count, args.rounds, args.objects)
     finally:
         cluster.stop()
+    report(runs, f'{version}; pg_num 8 -> {TARGET} on pools of {args.objects} objects; '
+           f'medians of {args.rounds} rounds', args.other_pgs)
 
+
+def report(runs: Dict[str, List[Dict[str, Any]]], title: str, other_pgs: int) -> None:
+    results = {phase: summary(r) for phase, r in runs.items()}
     a, a4, b, b4 = (results[k] for k in ('a', 'a4', 'b', 'b4'))
-    print(f'{version}; pg_num 8 -> {TARGET} on pools of {args.objects} objects')
+    print(title)
     for key, what in (('a', 'one pool, nothing else'), ('a4', 'four pools, nothing else'),
                       ('b', 'one pool, others hold PGs'), ('b4', 'four pools, others hold PGs')):
         r = results[key]
         after = r['after_unsettled_min']
-        print(f'({key:2}) {what:28}: {r["cpu"]:6.3f} CPU s in {r["steps"]:4} checks '
-              f'({r["per_check_ms"]:.2f} ms each), lag {r["lag_min"]:+.2f} .. '
+        print(f'({key:2}) {what:28}: {r["cpu"]:6.3f} CPU s in {r["steps"]:4.0f} checks '
+              f'({r["per_check_ms"]:.2f} ms each; rounds '
+              f'{", ".join(f"{c:.3f}" for c in r["cpus"])} s in '
+              f'{", ".join(f"{t:.0f}" for t in r["seconds"])} s), lag {r["lag_min"]:+.2f} .. '
               f'{r["lag_max"]:+.2f} s after the judge\'s first settled look (goal <= 1 s), '
               f'at least {after if after is not None else float("nan"):+.2f} s after its '
               f'last unsettled look (goal >= 0), done early on {len(r["early"])} pools '
-              f'(goal 0); whole mgr {r["mgr_cpu"]:.2f} '
-              f'CPU s in {r["seconds"]:.0f} s, {r["mgr_cpu_idle"]:.2f} in as long without a task')
+              f'(goal 0); whole mgr in round 1 {r["mgr_cpu"]:.2f} CPU s in '
+              f'{r["first_seconds"]:.0f} s, {r["mgr_cpu_idle"]:.2f} in as long without a task')
         for pool in r['early']:
             print(f'     judge saw unsettled after done: {pool}')
-    print(f'(b)/(a) CPU: {b["cpu"] / a["cpu"]:.2f} x (goal <= 1.3 x); '
-          f'(b4)/(a4): {b4["cpu"] / a4["cpu"]:.2f} x')
+
+    def each(x: str, y: str) -> str:
+        pairs = zip(results[x]['cpus'], results[y]['cpus'])
+        return ', '.join(f'{q / max(o, 1e-9):.2f}' for q, o in pairs)
+
+    print(f'(b)/(a) CPU: {b["cpu"] / a["cpu"]:.2f} x (goal <= 1.3 x; round by round '
+          f'{each("b", "a")}); (b4)/(a4): {b4["cpu"] / a4["cpu"]:.2f} x ({each("b4", "a4")})')
     print(f'four pools at once / one: {a4["cpu"] / a["cpu"]:.2f} x without other PGs, '
           f'{b4["cpu"] / b["cpu"]:.2f} x with')
-    slope = (b['per_check_ms'] - a['per_check_ms']) / max(args.other_pgs, 1)
+    slope = (b['per_check_ms'] - a['per_check_ms']) / max(other_pgs, 1)
     print(f'per check: {a["per_check_ms"]:.2f} ms with 0 other PGs, '
-          f'{b["per_check_ms"]:.2f} ms with {args.other_pgs}; at 100,000 other PGs '
+          f'{b["per_check_ms"]:.2f} ms with {other_pgs}; at 100,000 other PGs '
           f'(linear): {a["per_check_ms"] + slope * 100000:.2f} ms')
 
 
