@@ -21,7 +21,7 @@ from .rbdusage import image_usage
 # After the pool-sized PG read failed (no key, refused, mgr busy), the whole-cluster dump
 # serves for this long before the next try.
 READER_RETRY_SECONDS = 60
-# The longest a dump of the pools' PG stat sums serves while the stats seem unchanged.
+# The longest a read of the pools' recovery serves while the stats seem unchanged.
 STATS_SECONDS = 2.0
 
 
@@ -42,7 +42,7 @@ class MgrCluster:
         self._snap_lock = threading.Lock()
         self._snaps: Dict[str, Tuple[float, Any]] = {}
         self._per_epoch = EpochCache(self._clock, self.MAP_SECONDS)
-        self._pool_sums: Optional[Tuple[Any, float, Dict[int, Dict[str, Any]]]] = None
+        self._recovery: Optional[Tuple[Any, float, Dict[int, Dict[str, Any]]]] = None
         # Per pool: the epoch and the mapping of its PGs under it.
         self._mappings: Dict[int, Tuple[int, Dict[int, Tuple[List[int], List[int]]]]] = {}
         self._reader = PgReader(self.mon_command, lambda: module.get('mon_map'))
@@ -117,23 +117,23 @@ class MgrCluster:
     def close(self) -> None:
         self._reader.close()
 
-    def pool_stats(self, max_age: float = 0.0) -> Dict[int, Dict[str, Any]]:
+    def pool_recovery(self, max_age: float = 0.0) -> Dict[int, Dict[str, Any]]:
         # The mgr changes its PG stats all at once, and the small delta it recomputes
-        # then (what pg_stats_version reads) changes with them: the dump of every pool's
-        # sums is made again only after that, or after STATS_SECONDS at the latest.
+        # then (what pg_stats_version reads) changes with them: every pool's recovery is
+        # read again only after that, or after STATS_SECONDS at the latest.
         with self._snap_lock:
-            now, hit = self._clock.now(), self._pool_sums
+            now, hit = self._clock.now(), self._recovery
             if hit is not None and 0 <= now - hit[1] < max_age:
                 return hit[2]
         version = self.pg_stats_version()
         with self._snap_lock:
             if hit is not None and hit[0] == version and 0 <= now - hit[1] < STATS_SECONDS:
                 return hit[2]
-        sums = {int(p['poolid']): p
-                for p in self._snapshot('pool_stats').get('pool_stats', [])}
+        recovery = {int(p['pool_id']): dict(p.get('recovery') or {})
+                    for p in self._snapshot('osd_pool_stats').get('pool_stats', [])}
         with self._snap_lock:
-            self._pool_sums = (version, now, sums)
-        return sums
+            self._recovery = (version, now, recovery)
+        return recovery
 
     def pg_stats_version(self) -> Any:
         # The mgr notifies no PG stats update and tells no PG map version short of a

@@ -39,10 +39,12 @@ class Cluster(Protocol):
         is no such pool."""
         ...
 
-    def pool_stats(self, max_age: float = 0.0) -> Dict[int, Dict[str, Any]]:
-        """Per pool id, the sums of its PGs' stats: num_pg (PGs with stats) and stat_sum
-        (num_objects, num_objects_misplaced, ...). Costs in proportion to the pool count.
-        Sums read up to max_age seconds ago may serve even if the mgr has newer ones."""
+    def pool_recovery(self, max_age: float = 0.0) -> Dict[int, Dict[str, Any]]:
+        """Per pool id, what is left to recover as `ceph osd pool stats` shows it:
+        misplaced_objects, misplaced_ratio (of the object copies), degraded_objects and
+        unfound_objects, each only if not 0. A few fields per pool, where the pools' stat
+        sums would be some sixty. Values read up to max_age seconds ago may serve even if
+        the mgr has newer ones."""
         ...
 
     def pg_stats_version(self) -> Any:

@@ -18,8 +18,8 @@ from ..validators import Choice, Integer, Name
 RECHECK_SECONDS = 1.0
 # While the mgr still steps the counts, only a new OSD map can move them: a check on each
 # epoch and otherwise this seldom (for the share of misplaced objects in the percent), so
-# that a change that takes longer on a busier cluster does not take more checks; the sums
-# of every pool's PG stats may be this old then.
+# that a change that takes longer on a busier cluster does not take more checks; the pools'
+# recovery may be this old then.
 MOVING_WAKE_ON = frozenset({'osd_map'})
 MOVING_RECHECK_SECONDS = 3.0
 # Once the counts are at target only the last PGs' stats are awaited, and the mgr
@@ -37,11 +37,10 @@ WEIGHTS = (0.4, 0.4, 0.2)
 class Observation:
     """One look at the pool: how far it got, and what it still waits for.
 
-    The OSD map's pool entry and the sums of the pool's PG stats cost in proportion to
-    the number of pools, the per-PG stats and mapping to the pool's PGs. So a look starts
-    from the sums, and `look_closer` (the per-PG check that alone may say "settled") runs
-    only once they allow it: counts at target, stats for each PG, and nothing misplaced,
-    degraded or unfound, which every active+clean PG has.
+    The pools' recovery costs a few fields per pool, the per-PG stats and mapping follow
+    the pool's PGs. So a look starts from the recovery, and `look_closer` (the per-PG check
+    that alone may say "settled") runs only once it allows it: counts at target and no
+    object misplaced, degraded or unfound, which no active+clean PG has.
     """
 
     def __init__(self, cluster: Cluster, pool: Tuple[int, str], counts: Tuple[int, int],
@@ -49,21 +48,19 @@ class Observation:
         (self.pool_id, self.pool_name), self.target = pool, target
         self.pg_num, self.pgp_num = counts
         self.counts_done = counts_done
-        # Until the counts are done the sums only move the percent: sums as old as the
-        # seldom recheck serve, not a dump of every pool's sums on each new epoch.
+        # Until the counts are done the recovery only moves the percent: as old as the
+        # seldom recheck serves, not a read of every pool's on each new epoch.
         max_age = 0.0 if counts_done else MOVING_RECHECK_SECONDS
-        sums = cluster.pool_stats(max_age=max_age).get(self.pool_id, {})
-        stat = sums.get('stat_sum', {})
-        objects = stat.get('num_objects', 0)
-        misplaced = stat.get('num_objects_misplaced', 0)
-        self.misplaced_ratio = misplaced / objects if objects else 0.0
-        self.degraded = stat.get('num_objects_degraded', 0) + stat.get('num_objects_unfound', 0)
-        self.seen = int(sums.get('num_pg', 0))
-        self.may_settle = (self.counts_done and self.seen == target and not misplaced
-                           and not self.degraded)
+        left = cluster.pool_recovery(max_age=max_age).get(self.pool_id, {})
+        misplaced = int(left.get('misplaced_objects', 0))
+        self.misplaced_ratio = float(left.get('misplaced_ratio', 0.0)) if misplaced else 0.0
+        self.degraded = int(left.get('degraded_objects', 0)) + \
+            int(left.get('unfound_objects', 0))
+        self.may_settle = self.counts_done and not misplaced and not self.degraded
+        # PGs with stats: known from the per-PG check only.
+        self.seen: Optional[int] = None
         self.unclean: Dict[str, int] = {}
         self.stale = 0
-        self.looked_closer = False
         self.settled = False
         self.down = cluster.osds_down()
 
@@ -89,19 +86,17 @@ class Observation:
                     mapping.get(int(s['pgid'][len(prefix):], 16)):
                 self.stale += 1
         self.seen = len(stats)
-        self.looked_closer = True
         self.settled = self.counts_done and self.seen == self.target and self.matching == \
             self.target
 
     def keep_closer_look(self, earlier: 'Observation') -> None:
         """What the last per-PG check saw, when nothing has changed since."""
         self.unclean, self.stale, self.seen = earlier.unclean, earlier.stale, earlier.seen
-        self.looked_closer = True
 
     @property
     def matching(self) -> int:
-        if not self.looked_closer:
-            return self.seen        # as far as the sums tell
+        if self.seen is None:
+            return self.pg_num      # as far as the recovery tells
         return self.seen - sum(self.unclean.values()) - self.stale
 
     @property
@@ -119,7 +114,7 @@ class Observation:
             parts.append(f'{self.degraded} objects degraded or unfound')
         if self.stale:
             parts.append(f'{self.stale} PGs not yet reported on their new OSDs')
-        if self.seen != self.pg_num:
+        if self.seen is not None and self.seen != self.pg_num:
             parts.append(f'stats for {self.seen} of {self.pg_num} PGs')
         if self.down:
             parts.append(f'{self.down} OSD{"s" if self.down > 1 else ""} down')

@@ -18,7 +18,7 @@ class FakeCluster:
         self.down = 0
         self.fail_commands = False
         self.pg_stats_reads = 0
-        self.sums_max_ages: List[float] = []
+        self.recovery_max_ages: List[float] = []
         self.map_reads = 0
         # The mon's counts, when a test puts them an epoch ahead of the map.
         self.mon_counts: Dict[int, Tuple[int, int]] = {}
@@ -62,14 +62,20 @@ class FakeCluster:
         self.pg_stats_reads += 1
         return [dict(s) for s in self.stats if s['pgid'].startswith(f'{pool_id}.')]
 
-    def pool_stats(self, max_age: float = 0.0) -> Dict[int, Dict[str, Any]]:
-        self.sums_max_ages.append(max_age)
-        out: Dict[int, Dict[str, Any]] = {}
+    def pool_recovery(self, max_age: float = 0.0) -> Dict[int, Dict[str, Any]]:
+        self.recovery_max_ages.append(max_age)
+        sums: Dict[int, Dict[str, int]] = {}
         for s in self.stats:
-            pool = out.setdefault(int(s['pgid'].split('.')[0]), {'num_pg': 0, 'stat_sum': {}})
-            pool['num_pg'] += 1
+            pool = sums.setdefault(int(s['pgid'].split('.')[0]), {})
             for k, v in s['stat_sum'].items():
-                pool['stat_sum'][k] = pool['stat_sum'].get(k, 0) + v
+                pool[k] = pool.get(k, 0) + v
+        # As the mgr's `osd pool stats` shows them (pools of size 1: a copy per object).
+        out: Dict[int, Dict[str, Any]] = {}
+        for pool_id, sum_ in sums.items():
+            left = out.setdefault(pool_id, {})
+            if sum_.get('num_objects_misplaced'):
+                left['misplaced_objects'] = sum_['num_objects_misplaced']
+                left['misplaced_ratio'] = sum_['num_objects_misplaced'] / sum_['num_objects']
         return out
 
     def pg_stats_version(self) -> Any:
@@ -219,7 +225,7 @@ def test_per_pg_stats_read_only_when_the_pool_may_have_settled(
     cluster.settle(2, 32)
     cluster.stats[3]['stat_sum']['num_objects_misplaced'] = 5
     h.tick(3.0)
-    assert cluster.pg_stats_reads == 0               # counts or sums said "not yet"
+    assert cluster.pg_stats_reads == 0               # counts or recovery said "not yet"
     cluster.stats[3]['stat_sum']['num_objects_misplaced'] = 0
     cluster.mapping[(2, 5)] = [1]                    # the last step's stats lag the map
     h.tick(0.5)
@@ -250,7 +256,7 @@ def test_while_the_counts_move_a_check_per_epoch_not_per_second(
     h.engine.wake('pg_summary')
     h.engine.run_due()
     assert h.engine.step_count['set_pg_num'] == checks + 1      # every 3 s, not per stats
-    assert cluster.sums_max_ages[-1] == 3.0          # sums that old move only the percent
+    assert cluster.recovery_max_ages[-1] == 3.0      # that old moves only the percent
     cluster.settle(2, 16)                            # the mgr stepped the counts: new epoch
     h.engine.wake('osd_map')
     h.engine.run_due()
@@ -260,8 +266,8 @@ def test_while_the_counts_move_a_check_per_epoch_not_per_second(
     cluster.settle(2, 32)
     cluster.stats[0]['state'] = 'peering'
     h.engine.wake('osd_map')
-    h.engine.run_due()                               # counts done: fresh sums, checks
-    assert cluster.sums_max_ages[-1] == 0.0          # twice a second and on new stats
+    h.engine.run_due()                               # counts done: fresh recovery, checks
+    assert cluster.recovery_max_ages[-1] == 0.0      # twice a second and on new stats
     assert cluster.map_reads == map_reads + 1        # the map once, for the targets
     checks = h.engine.step_count['set_pg_num']
     h.engine.wake('pg_summary')
@@ -402,17 +408,33 @@ def test_a_check_with_nothing_new_repeats_the_last_answer(
     h.engine.run_due()                               # the counts done: settling from here
     h.tick(0.5)                                      # a read, and the inputs it read under
     assert cluster.pg_stats_reads == 1
-    sums, checks = len(cluster.sums_max_ages), h.engine.step_count['set_pg_num']
+    reads, checks = len(cluster.recovery_max_ages), h.engine.step_count['set_pg_num']
     for _ in range(3):
         h.tick(0.5)
     assert h.engine.step_count['set_pg_num'] == checks + 3
-    assert (len(cluster.sums_max_ages), cluster.pg_stats_reads) == (sums, 1)
+    assert (len(cluster.recovery_max_ages), cluster.pg_stats_reads) == (reads, 1)
     assert 'not active+clean (1 peering)' in h.engine.get(task['id'])['status_text']
     h.tick(0.5)
-    assert (len(cluster.sums_max_ages), cluster.pg_stats_reads) == (sums + 1, 2)
+    assert (len(cluster.recovery_max_ages), cluster.pg_stats_reads) == (reads + 1, 2)
     h.tick(0.5)
-    assert (len(cluster.sums_max_ages), cluster.pg_stats_reads) == (sums + 1, 2)
+    assert (len(cluster.recovery_max_ages), cluster.pg_stats_reads) == (reads + 1, 2)
     cluster.stats[0]['state'] = 'active+clean'
     h.tick(0.5)
     assert cluster.pg_stats_reads == 3
+    assert h.engine.get(task['id'])['state'] == 'finished'
+
+
+def test_pgs_without_stats_keep_the_task_waiting(pg: Tuple[Harness, FakeCluster]) -> None:
+    """The recovery tells nothing of PGs the mgr has no stats for yet: the per-PG check
+    counts them."""
+    h, cluster = pg
+    task = submit(h, pool='rbd', pg_num=16)
+    h.engine.run_due()
+    cluster.settle(2, 16)
+    del cluster.stats[-1]                            # a new PG not yet reported
+    h.tick(1.0)
+    t = h.engine.get(task['id'])
+    assert t['state'] == 'pending' and t['status_text'] == 'waiting: stats for 15 of 16 PGs'
+    cluster.settle(2, 16)
+    h.tick(0.5)
     assert h.engine.get(task['id'])['state'] == 'finished'
