@@ -167,5 +167,7 @@ if __name__ == '__main__':
             _fill(pool_name, count, int(extra[0]) if extra else 4096)
         else:
             sys.exit(f'unknown verb {verb!r}')
-    except (KeyboardInterrupt, BrokenPipeError):
-        pass
+    except (KeyboardInterrupt, BrokenPipeError) as e:
+        # Ctrl-C or a reader that went away ends a watcher quietly; a benchmark has seen
+        # one end with status 0 on its own, and this line says which of the two it was.
+        print(f'pgwatch {verb} {pool_name}: {type(e).__name__}', file=sys.stderr)
