@@ -129,7 +129,7 @@ class MgrCluster:
         with self._snap_lock:
             if hit is not None and hit[0] == version and 0 <= now - hit[1] < STATS_SECONDS:
                 return hit[2]
-        recovery = {int(p['pool_id']): dict(p.get('recovery') or {})
+        recovery = {int(p['pool_id']): p.get('recovery') or {}
                     for p in self._snapshot('osd_pool_stats').get('pool_stats', [])}
         with self._snap_lock:
             self._recovery = (version, now, recovery)
