@@ -12,10 +12,10 @@ from mgr_module import MgrModule
 from .clock import Clock
 from .compat import mgr_pool
 from .omapstore import NAMESPACE, RadosOmap
-from .cluster import ImageGone, MonCommandError, PoolGone, find_pool
+from .cluster import ImageGone, MonCommandError, PgMapping, PoolGone, find_pool
 from .dataobjects import DataObjects
 from .epochcache import EpochCache
-from .pgreader import PgReader, Unavailable
+from .pgreader import PgReader, Unavailable, pool_of
 from .rbdusage import image_usage
 
 # After the pool-sized PG read failed (no key, refused, mgr busy), the whole-cluster dump
@@ -44,7 +44,7 @@ class MgrCluster:
         self._per_epoch = EpochCache(self._clock, self.MAP_SECONDS)
         self._recovery: Optional[Tuple[Any, float, Dict[int, Dict[str, Any]]]] = None
         # Per pool: the epoch and the mapping of its PGs under it.
-        self._mappings: Dict[int, Tuple[int, Dict[int, Tuple[List[int], List[int]]]]] = {}
+        self._mappings: Dict[int, Tuple[int, PgMapping]] = {}
         self._reader = PgReader(self.mon_command, lambda: module.get('mon_map'))
         self._reader_retry_at = 0.0
 
@@ -100,19 +100,27 @@ class MgrCluster:
         return [s for s in self._snapshot('pg_stats')['pg_stats']
                 if s['pgid'].startswith(prefix)]
 
-    def pool_counts(self, pool_name: str) -> Optional[Dict[str, int]]:
+    def pool_counts(self, pool_name: str) -> Optional[Dict[str, Any]]:
         counts = self._per_epoch.get(('counts', pool_name),
                                      lambda: self._read_counts(pool_name))
         return None if counts is None else dict(counts)
 
-    def _read_counts(self, pool_name: str) -> Optional[Dict[str, int]]:
+    def _read_counts(self, pool_name: str) -> Optional[Dict[str, Any]]:
         answered, counts = self._ask_reader(lambda r: r.pool_counts(pool_name),
-                                            'the whole OSD map')
+                                            "the mgr's OSD map")
         if answered:
             return counts
         pool = find_pool(self, pool_name)
         return None if pool is None else {'pool_id': pool['pool'], 'pg_num': pool['pg_num'],
-                                          'pgp_num': pool['pg_placement_num']}
+                                          'pgp_num': pool['pg_placement_num'],
+                                          'pg_autoscale_mode': pool.get('pg_autoscale_mode')}
+
+    def pool_entry(self, pool_name: str) -> Optional[Dict[str, Any]]:
+        # Not kept per epoch: the mon may be ahead of the mgr's notifications, and a
+        # task asks once.
+        answered, entry = self._ask_reader(lambda r: r.pool_entry(pool_name),
+                                           "the mgr's OSD map")
+        return entry if answered else pool_of(self._osd_map(), pool_name)
 
     def close(self) -> None:
         self._reader.close()
@@ -143,7 +151,7 @@ class MgrCluster:
     def map_version(self) -> Any:
         return self._per_epoch.epochs
 
-    def pool_pg_mapping(self, pool_id: int) -> Dict[int, Tuple[List[int], List[int]]]:
+    def pool_pg_mapping(self, pool_id: int) -> Tuple[int, PgMapping]:
         # One map copy (no dump: Tentacle's scores every pool's PGs) and a call per PG of
         # the pool, as acting differs from up where the map holds a pg_temp, which only a
         # dump would list. An epoch maps the same way each time: the settling checks
@@ -153,9 +161,9 @@ class MgrCluster:
         with self._snap_lock:
             hit = self._mappings.get(pool_id)
         if hit is not None and hit[0] == epoch:
-            return hit[1]
+            return hit
         prefix = f'{pool_id}.'
-        mapping: Dict[int, Tuple[List[int], List[int]]] = {}
+        mapping: PgMapping = {}
         for pgid in osdmap.map_pool_pgs_up(pool_id):
             seed = int(pgid[len(prefix):], 16)
             m = osdmap.pg_to_up_acting_osds(pool_id, seed)
@@ -163,7 +171,7 @@ class MgrCluster:
         with self._snap_lock:
             self._mappings = {p: m for p, m in self._mappings.items() if m[0] == epoch}
             self._mappings[pool_id] = (epoch, mapping)
-        return mapping
+        return epoch, mapping
 
     def osds_down(self) -> int:
         # The mon's OSD_DOWN health check counts the OSDs in but down; the map's dump

@@ -5,6 +5,10 @@ from typing import Any, Dict, List, Optional, Protocol, Tuple
 from .dataobjects import DataObjects
 
 
+# Per PG seed of a pool: its (up, acting) OSDs.
+PgMapping = Dict[int, Tuple[List[int], List[int]]]
+
+
 class MonCommandError(Exception):
     pass
 
@@ -33,10 +37,17 @@ class Cluster(Protocol):
         stat_sum); costs in proportion to the pool's PG count."""
         ...
 
-    def pool_counts(self, pool_name: str) -> Optional[Dict[str, int]]:
-        """pool_id, pg_num and pgp_num of one pool, from a source whose cost follows the
-        one pool (the mon's, which may be an epoch ahead of the mgr's map); None if there
-        is no such pool."""
+    def pool_counts(self, pool_name: str) -> Optional[Dict[str, Any]]:
+        """pool_id, pg_num, pgp_num and pg_autoscale_mode of one pool, from a source whose
+        cost follows the one pool (the mon's, which may be an epoch ahead of the mgr's
+        map); None if there is no such pool."""
+        ...
+
+    def pool_entry(self, pool_name: str) -> Optional[Dict[str, Any]]:
+        """One pool's entry of the OSD map (with pg_num_target and pgp's, which nothing
+        pool-sized tells) as the mon has it now, and that map's `epoch`; None if there is
+        no such pool. The mon dumps and scores the map; here only its pools are parsed,
+        so call it once per task, not per check."""
         ...
 
     def pool_recovery(self, max_age: float = 0.0) -> Dict[int, Dict[str, Any]]:
@@ -55,8 +66,9 @@ class Cluster(Protocol):
         """A cheap value that changes whenever the mgr tells of a new OSD map."""
         ...
 
-    def pool_pg_mapping(self, pool_id: int) -> Dict[int, Tuple[List[int], List[int]]]:
-        """Per PG seed of a pool, the (up, acting) OSDs the current OSD map assigns it."""
+    def pool_pg_mapping(self, pool_id: int) -> Tuple[int, PgMapping]:
+        """The epoch of the mgr's current OSD map and, per PG seed of a pool, the (up,
+        acting) OSDs it assigns."""
         ...
 
     def osds_down(self) -> int:

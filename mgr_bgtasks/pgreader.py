@@ -41,6 +41,14 @@ def mon_host(mon_map: Dict[str, Any]) -> str:
     return ','.join(hosts)
 
 
+def pool_of(osd_map: Dict[str, Any], pool_name: str) -> Optional[Dict[str, Any]]:
+    """The named pool's entry of an OSD map's dump, with the map's epoch."""
+    for pool in osd_map.get('pools', []):
+        if pool['pool_name'] == pool_name:
+            return {**pool, 'epoch': int(osd_map['epoch'])}
+    return None
+
+
 class PgReader:
     def __init__(self, mon_command: Callable[[Dict[str, Any]], str],
                  mon_map: Callable[[], Dict[str, Any]]) -> None:
@@ -55,16 +63,25 @@ class PgReader:
         # A dict with pg_ready since Nautilus; a bare list before.
         return list(data['pg_stats'] if isinstance(data, dict) else data)
 
-    def pool_counts(self, pool_name: str) -> Optional[Dict[str, int]]:
-        """pool_id, pg_num and pgp_num of one pool as the mon has them now (it may be an
-        epoch ahead of the mgr's map); None if there is no such pool."""
+    def pool_counts(self, pool_name: str) -> Optional[Dict[str, Any]]:
+        """pool_id, pg_num, pgp_num and pg_autoscale_mode of one pool as the mon has them
+        now (it may be an epoch ahead of the mgr's map); None if there is no such pool."""
         ret, out = self._command('mon', {'prefix': 'osd pool get', 'pool': pool_name,
                                          'var': 'all'}, missing_ok=True)
         if ret == -errno.ENOENT:
             return None
         pool = json.loads(out)
         return {'pool_id': int(pool['pool_id']), 'pg_num': int(pool['pg_num']),
-                'pgp_num': int(pool['pgp_num'])}
+                'pgp_num': int(pool['pgp_num']),
+                'pg_autoscale_mode': pool.get('pg_autoscale_mode', 'off')}
+
+    def pool_entry(self, pool_name: str) -> Optional[Dict[str, Any]]:
+        """The pool's entry of the mon's OSD map now, with the map's epoch; None if there
+        is no such pool. The mon builds the dump (on Tentacle scoring every pool's read
+        balance) in its own process; this one only parses it."""
+        _, out = self._command('mon', {'prefix': 'osd dump'})
+        osd_map = json.loads(out)
+        return pool_of(osd_map, pool_name)
 
     def _command(self, to: str, cmd: Dict[str, Any],
                  missing_ok: bool = False) -> Tuple[int, bytes]:

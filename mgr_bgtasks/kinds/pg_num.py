@@ -7,9 +7,9 @@ current map assigns to it: PG stats lag the map, and stale stats say active+clea
 the old placement while the last step is still peering, so counts alone report done
 seconds early.
 """
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-from ..cluster import Cluster, MonCommandError, find_pool
+from ..cluster import Cluster, MonCommandError, PgMapping
 from ..errors import BgtaskError, Busy, Invalid, NotFound
 from ..kind import Context, Continue, Finish, Outcome, TaskKind
 from ..validators import Choice, Integer, Name
@@ -59,6 +59,8 @@ class Observation:
         self.may_settle = self.counts_done and not misplaced and not self.degraded
         # PGs with stats: known from the per-PG check only.
         self.seen: Optional[int] = None
+        # The epoch the mon showed the counts done in, while the mgr's map is older.
+        self.map_behind: Optional[int] = None
         self.unclean: Dict[str, int] = {}
         self.stale = 0
         self.settled = False
@@ -66,15 +68,14 @@ class Observation:
 
     @classmethod
     def of_pool(cls, cluster: Cluster, pool: Dict[str, Any], target: int) -> 'Observation':
-        """From the pool's entry in the mgr's OSD map, the one whose epoch the per-PG
-        check maps the PGs by."""
+        """From the pool's entry of an OSD map, which alone tells the targets."""
         counts = (pool['pg_num'], pool['pg_placement_num'])
         done = counts == (pool['pg_num_target'], pool['pg_placement_num_target']) == \
             (target, target)
         return cls(cluster, (pool['pool'], pool['pool_name']), counts, done, target)
 
     def look_closer(self, cluster: Cluster,
-                    mapping: Dict[int, Tuple[List[int], List[int]]]) -> None:
+                    mapping: PgMapping) -> None:
         """Each PG active+clean on exactly the OSDs the map assigns: stale stats say
         active+clean for the old placement while the last step is still peering."""
         prefix = f'{self.pool_id}.'
@@ -116,6 +117,8 @@ class Observation:
             parts.append(f'{self.stale} PGs not yet reported on their new OSDs')
         if self.seen is not None and self.seen != self.pg_num:
             parts.append(f'stats for {self.seen} of {self.pg_num} PGs')
+        if self.map_behind is not None:
+            parts.append(f"the mgr's OSD map not yet at epoch {self.map_behind}")
         if self.down:
             parts.append(f'{self.down} OSD{"s" if self.down > 1 else ""} down')
         return 'waiting: ' + '; '.join(parts) if parts else 'settled'
@@ -167,13 +170,14 @@ class SetPgNum(TaskKind):
         # Per task: what the last per-PG check saw, with the stats version and the pool's
         # mapping it saw them under, and when.
         self._closer: Seen = {}
-        # Tasks whose counts the mgr's map showed done, with their targets: the mon's
-        # counts serve from then on, without the map's dump.
-        self._settling: Set[str] = set()
+        # Per task whose counts and targets an OSD map showed done: its epoch. The mon's
+        # counts serve from then on, without another dump, and the PGs are checked
+        # against the mgr's map once it is at least that new.
+        self._settling: Dict[str, int] = {}
 
     def check(self, ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
         name, target = params['pool'], params['pg_num']
-        pool = find_pool(ctx.cluster, name)
+        pool = ctx.cluster.pool_entry(name)
         if pool is None:
             raise NotFound(f"pool '{name}' not found")
         if pool['pg_num_target'] == target:
@@ -196,7 +200,7 @@ class SetPgNum(TaskKind):
 
     def step(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any]) -> Outcome:
         if not state:
-            return self._set_targets(ctx, params, self._pool(ctx.cluster, params))
+            return self._set_targets(ctx, params)
         target = params['pg_num']
         seen = self._look(ctx, params, state)
         elapsed = ctx.clock.now() - state['issued']
@@ -234,27 +238,33 @@ class SetPgNum(TaskKind):
     def _read(self, ctx: Context, params: Dict[str, Any], key: str) -> Observation:
         # The mon's counts of the one pool, not a dump of the whole OSD map on each epoch
         # (in proportion to the pools; on Tentacle to every PG of the cluster): the dump
-        # only once, when they reach the target, for the targets and the mgr's own epoch.
+        # only once, when they reach the target, for the targets and their epoch.
         target = params['pg_num']
         pool = (params['pool_id'], params['pool'])
-        counts = ctx.cluster.pool_counts(params['pool'])
-        if counts is None or counts['pool_id'] != params['pool_id']:
-            raise _deleted(params)
+        counts = self._counts(ctx.cluster, params)
         now_counts = (counts['pg_num'], counts['pgp_num'])
         if now_counts != (target, target):
-            self._settling.discard(key)
+            self._settling.pop(key, None)
             seen = Observation(ctx.cluster, pool, now_counts, False, target)
         elif key in self._settling:
             seen = Observation(ctx.cluster, pool, now_counts, True, target)
         else:
-            seen = Observation.of_pool(ctx.cluster, self._pool(ctx.cluster, params), target)
+            entry = ctx.cluster.pool_entry(params['pool'])
+            if entry is None or entry['pool'] != params['pool_id']:
+                raise _deleted(params)
+            seen = Observation.of_pool(ctx.cluster, entry, target)
             if seen.counts_done:
-                self._settling.add(key)
+                self._settling[key] = entry['epoch']
         if not seen.may_settle:
+            return seen
+        # The mon may be ahead of the mgr, whose map of an older epoch could assign the
+        # PGs where their stale stats still put them: the PGs wait for the mgr's epoch.
+        epoch, mapping = ctx.cluster.pool_pg_mapping(params['pool_id'])
+        if epoch < self._settling[key]:
+            seen.map_behind = self._settling[key]
             return seen
         # Per-PG stats only when new stats or a new map came in since the last per-PG
         # check (on a mgr restart: once), so settling costs a few such reads.
-        mapping = ctx.cluster.pool_pg_mapping(params['pool_id'])
         changes = (ctx.cluster.pg_stats_version(), sorted(mapping.items()))
         now = ctx.clock.now()
         closer = _seen_under(self._closer, key, changes, now)
@@ -269,25 +279,25 @@ class SetPgNum(TaskKind):
         if state:
             self._last.pop(_key(params, state), None)
             self._closer.pop(_key(params, state), None)
-            self._settling.discard(_key(params, state))
+            self._settling.pop(_key(params, state), None)
 
     def shutdown(self, ctx: Context) -> None:
         self._last.clear()
         self._closer.clear()
         self._settling.clear()
 
-    def _pool(self, cluster: Cluster, params: Dict[str, Any]) -> Dict[str, Any]:
-        pool = find_pool(cluster, params['pool'])
-        if pool is None or pool['pool'] != params['pool_id']:
+    def _counts(self, cluster: Cluster, params: Dict[str, Any]) -> Dict[str, Any]:
+        counts = cluster.pool_counts(params['pool'])
+        if counts is None or counts['pool_id'] != params['pool_id']:
             raise _deleted(params)
-        return pool
+        return counts
 
-    def _set_targets(self, ctx: Context, params: Dict[str, Any],
-                     pool: Dict[str, Any]) -> Outcome:
+    def _set_targets(self, ctx: Context, params: Dict[str, Any]) -> Outcome:
         # Idempotent: a mgr that died after this step runs it again to the same effect.
         name, target = params['pool'], str(params['pg_num'])
+        counts = self._counts(ctx.cluster, params)
         try:
-            if params['autoscale'] == 'off' and pool.get('pg_autoscale_mode') != 'off':
+            if params['autoscale'] == 'off' and counts.get('pg_autoscale_mode') != 'off':
                 ctx.cluster.mon_command({'prefix': 'osd pool set', 'pool': name,
                                          'var': 'pg_autoscale_mode', 'val': 'off'})
             ctx.cluster.mon_command({'prefix': 'osd pool set', 'pool': name,
@@ -295,7 +305,7 @@ class SetPgNum(TaskKind):
             ctx.cluster.mon_command({'prefix': 'osd pool set', 'pool': name,
                                      'var': 'pgp_num', 'val': target})
         except MonCommandError as e:
-            self._pool(ctx.cluster, params)     # deleted meanwhile: say so plainly
+            self._counts(ctx.cluster, params)   # deleted meanwhile: say so plainly
             raise BgtaskError(str(e))
         return Continue({'issued': ctx.clock.now()}, percent=0.0, delay=RECHECK_SECONDS,
                         wake_on=WAKE_ON, status_text='targets set; waiting for the mgr')

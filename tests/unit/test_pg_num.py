@@ -19,8 +19,11 @@ class FakeCluster:
         self.fail_commands = False
         self.pg_stats_reads = 0
         self.recovery_max_ages: List[float] = []
+        # Dumps of the whole map: the mgr's, and the mon's.
         self.map_reads = 0
-        # The mon's counts, when a test puts them an epoch ahead of the map.
+        self.mon_dumps = 0
+        # The mgr's map's epoch; the mon's counts, when a test puts them an epoch ahead.
+        self.epoch = 10
         self.mon_counts: Dict[int, Tuple[int, int]] = {}
 
     def add_pool(self, name: str, pool_id: int, pg: int, mode: str = 'off') -> None:
@@ -49,12 +52,25 @@ class FakeCluster:
         self.map_reads += 1
         return [dict(p) for p in self.pool_list]
 
-    def pool_counts(self, pool_name: str) -> Optional[Dict[str, int]]:
+    def pool_counts(self, pool_name: str) -> Optional[Dict[str, Any]]:
+        entry = self._mon_entry(pool_name)
+        return None if entry is None else {
+            'pool_id': entry['pool'], 'pg_num': entry['pg_num'],
+            'pgp_num': entry['pg_placement_num'],
+            'pg_autoscale_mode': entry['pg_autoscale_mode']}
+
+    def pool_entry(self, pool_name: str) -> Optional[Dict[str, Any]]:
+        self.mon_dumps += 1
+        return self._mon_entry(pool_name)
+
+    def _mon_entry(self, pool_name: str) -> Optional[Dict[str, Any]]:
         for p in self.pool_list:
             if p['pool_name'] == pool_name:
+                ahead = p['pool'] in self.mon_counts
                 pg_num, pgp_num = self.mon_counts.get(
                     p['pool'], (p['pg_num'], p['pg_placement_num']))
-                return {'pool_id': p['pool'], 'pg_num': pg_num, 'pgp_num': pgp_num}
+                return {**p, 'pg_num': pg_num, 'pg_placement_num': pgp_num,
+                        'epoch': self.epoch + ahead}
         return None
 
     def pool_pg_stats(self, pool_id: int, pool_name: str) -> List[Dict[str, Any]]:
@@ -82,11 +98,13 @@ class FakeCluster:
         return json.dumps(self.stats, sort_keys=True)
 
     def map_version(self) -> Any:
-        return json.dumps([self.pool_list, sorted(self.mapping.items())], sort_keys=True)
+        return json.dumps([self.epoch, self.pool_list, sorted(self.mapping.items())],
+                          sort_keys=True)
 
-    def pool_pg_mapping(self, pool_id: int) -> Dict[int, Tuple[List[int], List[int]]]:
-        return {seed: (list(osd), list(osd)) for (p, seed), osd in self.mapping.items()
-                if p == pool_id and seed < self.pool(pool_id)['pg_num']}
+    def pool_pg_mapping(self, pool_id: int) -> Tuple[int, Dict[int, Tuple[List[int], List[int]]]]:
+        return self.epoch, {seed: (list(osd), list(osd))
+                            for (p, seed), osd in self.mapping.items()
+                            if p == pool_id and seed < self.pool(pool_id)['pg_num']}
 
     def osds_down(self) -> int:
         return self.down
@@ -268,13 +286,14 @@ def test_while_the_counts_move_a_check_per_epoch_not_per_second(
     h.engine.wake('osd_map')
     h.engine.run_due()                               # counts done: fresh recovery, checks
     assert cluster.recovery_max_ages[-1] == 0.0      # twice a second and on new stats
-    assert cluster.map_reads == map_reads + 1        # the map once, for the targets
+    assert cluster.mon_dumps == 2                    # the request's, and the targets'
     checks = h.engine.step_count['set_pg_num']
     h.engine.wake('pg_summary')
     h.engine.run_due()
     h.tick(0.5)
     assert h.engine.step_count['set_pg_num'] == checks + 2
-    assert cluster.map_reads == map_reads + 1
+    assert (cluster.map_reads, cluster.mon_dumps) == (map_reads, 2)
+    assert map_reads == 0                            # the mgr's dump never
 
 
 def test_counts_done_by_the_mon_wait_for_the_mgrs_map(pg: Tuple[Harness, FakeCluster]) -> None:
@@ -289,9 +308,15 @@ def test_counts_done_by_the_mon_wait_for_the_mgrs_map(pg: Tuple[Harness, FakeClu
     h.engine.wake('osd_map')
     h.engine.run_due()
     t = h.engine.get(task['id'])
-    assert t['state'] == 'pending' and 'pg_num 32, pgp_num 24 of 32' in t['status_text']
+    assert t['state'] == 'pending'
+    assert "the mgr's OSD map not yet at epoch 11" in t['status_text']
     assert cluster.pg_stats_reads == 0
+    h.tick(0.5)
+    assert h.engine.get(task['id'])['state'] == 'pending'
+    assert cluster.mon_dumps == 2                    # the targets once, not per check
     cluster.pool(2).update(pg_placement_num=32)      # the mgr gets the epoch
+    cluster.mon_counts.clear()
+    cluster.epoch += 1
     h.engine.wake('osd_map')
     h.engine.run_due()
     assert h.engine.get(task['id'])['state'] == 'finished'
