@@ -129,8 +129,8 @@ def measure(cluster: DevCluster, ours: Ours, phase: str, count: int, rounds: int
                 result = change(cluster, ours, pools, idle=r == 0)
                 break
             except RuntimeError as e:
-                # The judge's own process may die (seen on Tentacle, exit status 0):
-                # that round says nothing of bgtasks; run it again on new pools.
+                # A judge whose own process died says nothing of bgtasks: the round
+                # runs again on new pools.
                 if attempt == 2:
                     raise
                 print(f'{phase} round {r + 1}: {e}; again', flush=True)

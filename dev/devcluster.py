@@ -306,7 +306,11 @@ class DevCluster:
         folder, which the release's daemons and tools see."""
         tools = self.dir / 'tools'
         tools.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(Path(__file__).resolve().parent / name, tools / name)
+        # Copied aside and renamed over: a Python starting an earlier copy reads either
+        # file whole, never one half written (an empty script exits 0 and says nothing).
+        part = tools / f'.{name}.{os.getpid()}.{secrets.token_hex(4)}'
+        shutil.copy2(Path(__file__).resolve().parent / name, part)
+        os.replace(part, tools / name)
         return self.release.command(['/usr/bin/python3', str(tools / name),
                                      *[str(a) for a in args]])
 

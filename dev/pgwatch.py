@@ -168,6 +168,5 @@ if __name__ == '__main__':
         else:
             sys.exit(f'unknown verb {verb!r}')
     except (KeyboardInterrupt, BrokenPipeError) as e:
-        # Ctrl-C or a reader that went away ends a watcher quietly; a benchmark has seen
-        # one end with status 0 on its own, and this line says which of the two it was.
+        # Ctrl-C or a reader that went away ends a watcher quietly; this line says which.
         print(f'pgwatch {verb} {pool_name}: {type(e).__name__}', file=sys.stderr)
