@@ -73,15 +73,14 @@ class PgReader:
         pool = json.loads(out)
         return {'pool_id': int(pool['pool_id']), 'pg_num': int(pool['pg_num']),
                 'pgp_num': int(pool['pgp_num']),
-                'pg_autoscale_mode': pool.get('pg_autoscale_mode', 'off')}
+                'pg_autoscale_mode': pool.get('pg_autoscale_mode')}
 
     def pool_entry(self, pool_name: str) -> Optional[Dict[str, Any]]:
         """The pool's entry of the mon's OSD map now, with the map's epoch; None if there
         is no such pool. The mon builds the dump (on Tentacle scoring every pool's read
         balance) in its own process; this one only parses it."""
         _, out = self._command('mon', {'prefix': 'osd dump'})
-        osd_map = json.loads(out)
-        return pool_of(osd_map, pool_name)
+        return pool_of(json.loads(out), pool_name)
 
     def _command(self, to: str, cmd: Dict[str, Any],
                  missing_ok: bool = False) -> Tuple[int, bytes]:

@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 from conftest import Harness
 
-from mgr_bgtasks.cluster import MonCommandError
+from mgr_bgtasks.cluster import MonCommandError, PgMapping
 from mgr_bgtasks.errors import Busy, Invalid, NotFound
 
 
@@ -101,7 +101,7 @@ class FakeCluster:
         return json.dumps([self.epoch, self.pool_list, sorted(self.mapping.items())],
                           sort_keys=True)
 
-    def pool_pg_mapping(self, pool_id: int) -> Tuple[int, Dict[int, Tuple[List[int], List[int]]]]:
+    def pool_pg_mapping(self, pool_id: int) -> Tuple[int, PgMapping]:
         return self.epoch, {seed: (list(osd), list(osd))
                             for (p, seed), osd in self.mapping.items()
                             if p == pool_id and seed < self.pool(pool_id)['pg_num']}
