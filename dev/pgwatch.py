@@ -2,11 +2,14 @@
 
 Settled: pg_num == pg_num_target == pgp_num == pgp_num_target == N, and every PG of the
 pool is active+clean with its stats' up/acting equal to what `pg map` (the current OSD
-map) assigns. It asks the cluster over librados, as an operator's script would.
+map) assigns. It asks the cluster over librados, as an operator's script would. A live
+judge also asks each PG's primary OSD (`pg query`) once the stats say settled: stats lag
+the OSDs, and a merge target's stats from before its merge look settled.
 
 The librados part runs as a script with the cluster's own release's Python (a Pacific
 client cannot log in to a Tentacle cluster, whose keys are AES-256):
-    pgwatch.py watch POOL TARGET [INTERVAL]    a JSON line per look: {"t": time, "ok": bool,
+    pgwatch.py watch POOL TARGET [INTERVAL [live]]
+                                               a JSON line per look: {"t": time, "ok": bool,
                                                "why": what is not settled yet, or null}
     pgwatch.py fill POOL OBJECTS [SIZE]        writes objects so placement changes move data
 The host side (Watcher, fill_pool, pool_info) takes a DevCluster and runs the script.
@@ -37,7 +40,7 @@ def _pool(r: Any, name: str) -> Optional[Dict[str, Any]]:
     return None
 
 
-def unsettled_because(r: Any, name: str, target: int) -> Optional[str]:
+def unsettled_because(r: Any, name: str, target: int, live: bool = False) -> Optional[str]:
     """None if the pool has settled, else the first thing that is not yet so."""
     pool = _pool(r, name)
     if pool is None:
@@ -60,6 +63,14 @@ def unsettled_because(r: Any, name: str, target: int) -> Optional[str]:
         if m['up'] != s['up'] or m['acting'] != s['acting']:
             return f"{s['pgid']} reported on {s['up']}/{s['acting']}, mapped to " \
                 f"{m['up']}/{m['acting']}"
+    for s in stats if live else []:
+        ret, out, err = r.pg_command(s['pgid'], json.dumps(
+            {'prefix': 'query', 'pgid': s['pgid'], 'format': 'json'}), b'', timeout=30)
+        if ret != 0:
+            return f"{s['pgid']} query: {err}"
+        state = json.loads(out)['state']
+        if state != 'active+clean':
+            return f"{s['pgid']} {state} on its OSD"
     return None
 
 
@@ -70,11 +81,11 @@ def _connect() -> Any:
     return r
 
 
-def _watch(pool: str, target: int, interval: float) -> None:
+def _watch(pool: str, target: int, interval: float, live: bool) -> None:
     r = _connect()
     while True:
         t = time.time()
-        why = unsettled_because(r, pool, target)
+        why = unsettled_because(r, pool, target, live)
         print(json.dumps({'t': t, 'ok': why is None, 'why': why}), flush=True)
         time.sleep(interval)
 
@@ -98,14 +109,16 @@ class Watcher:
     """Looks every `interval` seconds whether the pool has settled; remembers when the pool
     was last seen unsettled (and why) and first seen settled after that."""
 
-    def __init__(self, cluster: Any, name: str, target: int, interval: float = 0.2) -> None:
+    def __init__(self, cluster: Any, name: str, target: int, interval: float = 0.2,
+                 live: bool = False) -> None:
         self.name, self.target = name, target
         self.last_unsettled: Optional[float] = None
         self.unsettled_why: Optional[str] = None
         self.settled_at: Optional[float] = None
         self.samples: List[bool] = []
         self._proc = subprocess.Popen(
-            cluster.script('pgwatch.py', 'watch', name, target, interval), env=cluster.env,
+            cluster.script('pgwatch.py', 'watch', name, target, interval,
+                           *(['live'] if live else [])), env=cluster.env,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -162,7 +175,7 @@ if __name__ == '__main__':
     extra = sys.argv[4:]
     try:
         if verb == 'watch':
-            _watch(pool_name, count, float(extra[0]) if extra else 0.2)
+            _watch(pool_name, count, float(extra[0]) if extra else 0.2, extra[1:] == ['live'])
         elif verb == 'fill':
             _fill(pool_name, count, int(extra[0]) if extra else 4096)
         else:

@@ -115,12 +115,21 @@ class MgrCluster:
                                           'pgp_num': pool['pg_placement_num'],
                                           'pg_autoscale_mode': pool.get('pg_autoscale_mode')}
 
-    def pool_entry(self, pool_name: str) -> Optional[Dict[str, Any]]:
+    def pool_entry(self, pool_name: str,
+                   epoch: Optional[int] = None) -> Optional[Dict[str, Any]]:
         # Not kept per epoch: the mon may be ahead of the mgr's notifications, and a
-        # task asks once.
-        answered, entry = self._ask_reader(lambda r: r.pool_entry(pool_name),
+        # task asks once. The mgr keeps no older maps for a module; the mon does.
+        answered, entry = self._ask_reader(lambda r: r.pool_entry(pool_name, epoch),
                                            "the mgr's OSD map")
-        return entry if answered else pool_of(self._osd_map(), pool_name)
+        if answered:
+            return entry
+        if epoch is None:
+            return pool_of(self._osd_map(), pool_name)
+        try:
+            out = self.mon_command({'prefix': 'osd dump', 'epoch': epoch, 'format': 'json'})
+        except MonCommandError:
+            return None
+        return pool_of(json.loads(out), pool_name)
 
     def close(self) -> None:
         self._reader.close()

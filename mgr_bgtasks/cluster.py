@@ -43,11 +43,13 @@ class Cluster(Protocol):
         map); None if there is no such pool."""
         ...
 
-    def pool_entry(self, pool_name: str) -> Optional[Dict[str, Any]]:
+    def pool_entry(self, pool_name: str,
+                   epoch: Optional[int] = None) -> Optional[Dict[str, Any]]:
         """One pool's entry of the OSD map (with pg_num_target and pgp's, which nothing
-        pool-sized tells) as the mon has it now, and that map's `epoch`; None if there is
-        no such pool. The mon dumps and scores the map; here only its pools are parsed,
-        so call it once per task, not per check."""
+        pool-sized tells) as the mon has it now, or had it at `epoch`, and that map's
+        `epoch`; None if there is no such pool or the mon no longer keeps that map. The
+        mon dumps and scores the map; here only its pools are parsed, so call it once
+        per task (and once per merge of a decrease), not per check."""
         ...
 
     def pool_recovery(self, max_age: float = 0.0) -> Dict[int, Dict[str, Any]]:

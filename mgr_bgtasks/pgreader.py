@@ -75,12 +75,17 @@ class PgReader:
                 'pgp_num': int(pool['pgp_num']),
                 'pg_autoscale_mode': pool.get('pg_autoscale_mode')}
 
-    def pool_entry(self, pool_name: str) -> Optional[Dict[str, Any]]:
-        """The pool's entry of the mon's OSD map now, with the map's epoch; None if there
-        is no such pool. The mon builds the dump (on Tentacle scoring every pool's read
-        balance) in its own process; this one only parses it."""
-        _, out = self._command('mon', {'prefix': 'osd dump'})
-        return pool_of(json.loads(out), pool_name)
+    def pool_entry(self, pool_name: str,
+                   epoch: Optional[int] = None) -> Optional[Dict[str, Any]]:
+        """The pool's entry of the mon's OSD map now or at `epoch`, with the map's epoch;
+        None if there is no such pool or the mon no longer keeps that map. The mon builds
+        the dump (on Tentacle scoring every pool's read balance) in its own process; this
+        one only parses it."""
+        cmd: Dict[str, Any] = {'prefix': 'osd dump'}
+        if epoch is not None:
+            cmd['epoch'] = epoch
+        ret, out = self._command('mon', cmd, missing_ok=True)
+        return None if ret == -errno.ENOENT else pool_of(json.loads(out), pool_name)
 
     def _command(self, to: str, cmd: Dict[str, Any],
                  missing_ok: bool = False) -> Tuple[int, bytes]:

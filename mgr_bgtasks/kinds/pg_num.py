@@ -5,7 +5,8 @@ pgp_num towards them while keeping misplaced objects under 5 %. The pool has set
 when both counts are at N and every PG is active+clean on exactly the OSDs the
 current map assigns to it: PG stats lag the map, and stale stats say active+clean for
 the old placement while the last step is still peering, so counts alone report done
-seconds early.
+seconds early. A merge keeps the target PG where it was, so for a decrease each merged
+PG's stats must also have been reported since its merge.
 """
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -63,6 +64,7 @@ class Observation:
         self.map_behind: Optional[int] = None
         self.unclean: Dict[str, int] = {}
         self.stale = 0
+        self.unmerged = 0
         self.settled = False
         self.down = cluster.osds_down()
 
@@ -74,18 +76,20 @@ class Observation:
             (target, target)
         return cls(cluster, (pool['pool'], pool['pool_name']), counts, done, target)
 
-    def look_closer(self, cluster: Cluster,
-                    mapping: PgMapping) -> None:
-        """Each PG active+clean on exactly the OSDs the map assigns: stale stats say
-        active+clean for the old placement while the last step is still peering."""
-        prefix = f'{self.pool_id}.'
-        stats = cluster.pool_pg_stats(self.pool_id, self.pool_name)
+    def look_closer(self, stats: List[Dict[str, Any]], mapping: PgMapping,
+                    merged: Dict[int, int]) -> None:
+        """Each PG active+clean on exactly the OSDs the map assigns, and reported since
+        its merge (`merged`: per PG seed, that epoch): stale stats say active+clean for
+        the old placement while the last step is still peering, and a merge target's
+        placement does not change."""
         for s in stats:
+            seed = _seed(s)
             if s['state'] != 'active+clean':
                 self.unclean[s['state']] = self.unclean.get(s['state'], 0) + 1
-            elif (list(s['up']), list(s['acting'])) != \
-                    mapping.get(int(s['pgid'][len(prefix):], 16)):
+            elif (list(s['up']), list(s['acting'])) != mapping.get(seed):
                 self.stale += 1
+            elif int(s['reported_epoch']) < merged.get(seed, 0):
+                self.unmerged += 1
         self.seen = len(stats)
         self.settled = self.counts_done and self.seen == self.target and self.matching == \
             self.target
@@ -93,12 +97,13 @@ class Observation:
     def keep_closer_look(self, earlier: 'Observation') -> None:
         """What the last per-PG check saw, when nothing has changed since."""
         self.unclean, self.stale, self.seen = earlier.unclean, earlier.stale, earlier.seen
+        self.unmerged = earlier.unmerged
 
     @property
     def matching(self) -> int:
         if self.seen is None:
             return self.pg_num      # as far as the recovery tells
-        return self.seen - sum(self.unclean.values()) - self.stale
+        return self.seen - sum(self.unclean.values()) - self.stale - self.unmerged
 
     @property
     def why(self) -> str:
@@ -115,6 +120,8 @@ class Observation:
             parts.append(f'{self.degraded} objects degraded or unfound')
         if self.stale:
             parts.append(f'{self.stale} PGs not yet reported on their new OSDs')
+        if self.unmerged:
+            parts.append(f'{self.unmerged} PGs not yet reported since their merge')
         if self.seen is not None and self.seen != self.pg_num:
             parts.append(f'stats for {self.seen} of {self.pg_num} PGs')
         if self.map_behind is not None:
@@ -133,6 +140,39 @@ class Observation:
 
 
 Seen = Dict[str, Tuple[Any, float, Observation]]
+
+
+def _seed(stat: Dict[str, Any]) -> int:
+    return int(stat['pgid'].split('.', 1)[1], 16)
+
+
+def merge_epochs(cluster: Cluster, params: Dict[str, Any], entry: Dict[str, Any],
+                 stats: List[Dict[str, Any]]) -> Dict[int, int]:
+    """Per PG seed, the epoch of its last merge as a target in this decrease.
+
+    A map keeps only its last merge (its source, and as ready_epoch the epoch that
+    merged it); the map of the epoch before holds the one before that. So the walk
+    goes back a map per merge, and stops where the merges predate every PG's stats
+    (older ones cannot be stale then), where they predate the task, or where the mon
+    no longer keeps the map.
+    """
+    merged: Dict[int, int] = {}
+    oldest_report = min((int(s['reported_epoch']) for s in stats), default=0)
+    while True:
+        meta, pg_num = entry.get('last_pg_merge_meta') or {}, entry['pg_num']
+        pool, _, source = str(meta.get('source_pgid', '')).partition('.')
+        epoch = int(meta.get('ready_epoch', 0))
+        if not (epoch and pool == str(params['pool_id']) and source and
+                int(source, 16) == pg_num < params['pg_num_before']):
+            return merged
+        seed = int(source, 16)
+        merged.setdefault(seed & ~(1 << (seed.bit_length() - 1)), epoch)
+        if oldest_report >= epoch:
+            return merged
+        older = cluster.pool_entry(params['pool'], epoch=epoch - 1)
+        if older is None or older['pool'] != params['pool_id']:
+            return merged
+        entry = older
 
 
 def _seen_under(seen: Seen, key: str, inputs: Any, now: float) -> Optional[Observation]:
@@ -170,10 +210,12 @@ class SetPgNum(TaskKind):
         # Per task: what the last per-PG check saw, with the stats version and the pool's
         # mapping it saw them under, and when.
         self._closer: Seen = {}
-        # Per task whose counts and targets an OSD map showed done: its epoch. The mon's
-        # counts serve from then on, without another dump, and the PGs are checked
-        # against the mgr's map once it is at least that new.
-        self._settling: Dict[str, int] = {}
+        # Per task whose counts and targets an OSD map showed done: the pool's entry in
+        # it. The mon's counts serve from then on, without another dump, and the PGs are
+        # checked against the mgr's map once it is at least that new.
+        self._settling: Dict[str, Dict[str, Any]] = {}
+        # Per task that decreased, once its PGs are looked at: `merge_epochs`.
+        self._merged: Dict[str, Dict[int, int]] = {}
 
     def check(self, ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
         name, target = params['pool'], params['pg_num']
@@ -245,6 +287,7 @@ class SetPgNum(TaskKind):
         now_counts = (counts['pg_num'], counts['pgp_num'])
         if now_counts != (target, target):
             self._settling.pop(key, None)
+            self._merged.pop(key, None)
             seen = Observation(ctx.cluster, pool, now_counts, False, target)
         elif key in self._settling:
             seen = Observation(ctx.cluster, pool, now_counts, True, target)
@@ -254,14 +297,14 @@ class SetPgNum(TaskKind):
                 raise _deleted(params)
             seen = Observation.of_pool(ctx.cluster, entry, target)
             if seen.counts_done:
-                self._settling[key] = entry['epoch']
+                self._settling[key] = entry
         if not seen.may_settle:
             return seen
         # The mon may be ahead of the mgr, whose map of an older epoch could assign the
         # PGs where their stale stats still put them: the PGs wait for the mgr's epoch.
         epoch, mapping = ctx.cluster.pool_pg_mapping(params['pool_id'])
-        if epoch < self._settling[key]:
-            seen.map_behind = self._settling[key]
+        if epoch < self._settling[key]['epoch']:
+            seen.map_behind = self._settling[key]['epoch']
             return seen
         # Per-PG stats only when new stats or a new map came in since the last per-PG
         # check (on a mgr restart: once), so settling costs a few such reads.
@@ -271,7 +314,11 @@ class SetPgNum(TaskKind):
         if closer is not None:
             seen.keep_closer_look(closer)
         else:
-            seen.look_closer(ctx.cluster, mapping)
+            stats = ctx.cluster.pool_pg_stats(params['pool_id'], params['pool'])
+            if key not in self._merged:
+                self._merged[key] = merge_epochs(ctx.cluster, params, self._settling[key],
+                                                 stats)
+            seen.look_closer(stats, mapping, self._merged[key])
             self._closer[key] = (changes, now, seen)
         return seen
 
@@ -280,11 +327,13 @@ class SetPgNum(TaskKind):
             self._last.pop(_key(params, state), None)
             self._closer.pop(_key(params, state), None)
             self._settling.pop(_key(params, state), None)
+            self._merged.pop(_key(params, state), None)
 
     def shutdown(self, ctx: Context) -> None:
         self._last.clear()
         self._closer.clear()
         self._settling.clear()
+        self._merged.clear()
 
     def _counts(self, cluster: Cluster, params: Dict[str, Any]) -> Dict[str, Any]:
         counts = cluster.pool_counts(params['pool'])

@@ -1,4 +1,5 @@
 """The PG task against a fake cluster whose maps and stats the test moves by hand."""
+import copy
 import json
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -25,6 +26,8 @@ class FakeCluster:
         # The mgr's map's epoch; the mon's counts, when a test puts them an epoch ahead.
         self.epoch = 10
         self.mon_counts: Dict[int, Tuple[int, int]] = {}
+        # The mon's older maps' pools, by epoch.
+        self.history: Dict[int, List[Dict[str, Any]]] = {}
 
     def add_pool(self, name: str, pool_id: int, pg: int, mode: str = 'off') -> None:
         self.pool_list.append({'pool': pool_id, 'pool_name': name, 'pg_num': pg,
@@ -44,8 +47,27 @@ class FakeCluster:
             osd = [osds[seed % len(osds)]]
             self.mapping[(pool_id, seed)] = osd
             self.stats.append({'pgid': f'{pool_id}.{seed:x}', 'state': 'active+clean',
-                               'up': osd, 'acting': osd,
+                               'up': osd, 'acting': osd, 'reported_epoch': self.epoch,
                                'stat_sum': {'num_objects': 10, 'num_objects_misplaced': 0}})
+        self.history[self.epoch] = copy.deepcopy(self.pool_list)
+
+    def merge(self, pool_id: int) -> None:
+        """The mgr merges the pool's last PG into its parent in a new epoch; the target
+        stays where it was, and its stats are not reported anew."""
+        self.epoch += 1
+        p = self.pool(pool_id)
+        p['pg_num'] -= 1
+        p['pg_placement_num'] = min(p['pg_placement_num'], p['pg_num'])
+        p['last_pg_merge_meta'] = {'source_pgid': f"{pool_id}.{p['pg_num']:x}",
+                                   'ready_epoch': self.epoch}
+        self.stats = [s for s in self.stats if s['pgid'] != f"{pool_id}.{p['pg_num']:x}"]
+        del self.mapping[(pool_id, p['pg_num'])]
+        self.history[self.epoch] = copy.deepcopy(self.pool_list)
+
+    def report(self, pool_id: int, seeds: List[int]) -> None:
+        for s in self.stats:
+            if s['pgid'] in [f'{pool_id}.{seed:x}' for seed in seeds]:
+                s['reported_epoch'] = self.epoch
 
     # the Cluster interface
     def pools(self) -> List[Dict[str, Any]]:
@@ -59,9 +81,13 @@ class FakeCluster:
             'pgp_num': entry['pg_placement_num'],
             'pg_autoscale_mode': entry['pg_autoscale_mode']}
 
-    def pool_entry(self, pool_name: str) -> Optional[Dict[str, Any]]:
+    def pool_entry(self, pool_name: str,
+                   epoch: Optional[int] = None) -> Optional[Dict[str, Any]]:
         self.mon_dumps += 1
-        return self._mon_entry(pool_name)
+        if epoch is None:
+            return self._mon_entry(pool_name)
+        return next(({**p, 'epoch': epoch} for p in self.history.get(epoch, [])
+                     if p['pool_name'] == pool_name), None)
 
     def _mon_entry(self, pool_name: str) -> Optional[Dict[str, Any]]:
         for p in self.pool_list:
@@ -461,5 +487,68 @@ def test_pgs_without_stats_keep_the_task_waiting(pg: Tuple[Harness, FakeCluster]
     t = h.engine.get(task['id'])
     assert t['state'] == 'pending' and t['status_text'] == 'waiting: stats for 15 of 16 PGs'
     cluster.settle(2, 16)
+    h.tick(0.5)
+    assert h.engine.get(task['id'])['state'] == 'finished'
+
+
+def test_a_decrease_waits_for_each_merged_pg_reported_since_its_merge(
+        pg: Tuple[Harness, FakeCluster]) -> None:
+    """A merge leaves the target where it was: its stats from before the merge say
+    active+clean on the OSDs the map assigns, while it still has to peer."""
+    h, cluster = pg
+    task = submit(h, pool='rbd', pg_num=4)
+    h.engine.run_due()
+    h.tick(1.0)
+    for _ in range(4):                               # 7 -> 3, 6 -> 2, 5 -> 1, 4 -> 0
+        cluster.merge(2)
+    cluster.report(2, [3])                           # the first merge's target reported
+    h.engine.wake('osd_map')
+    h.engine.run_due()
+    t = h.engine.get(task['id'])
+    assert t['state'] == 'pending'
+    assert t['status_text'] == 'waiting: 3 PGs not yet reported since their merge'
+    assert cluster.mon_dumps == 2 + 4                # a map back per merge, to the task's
+    cluster.report(2, [0, 1])
+    h.engine.wake('pg_summary')
+    h.engine.run_due()
+    assert h.engine.get(task['id'])['status_text'] == \
+        'waiting: 1 PGs not yet reported since their merge'
+    cluster.report(2, [2])
+    h.engine.wake('pg_summary')
+    h.engine.run_due()
+    t = h.engine.get(task['id'])
+    assert t['state'] == 'finished' and t['result']['pg_num_after'] == 4
+    assert cluster.mon_dumps == 2 + 4                # walked once
+
+
+def test_merges_older_than_every_pgs_stats_are_not_walked(
+        pg: Tuple[Harness, FakeCluster]) -> None:
+    h, cluster = pg
+    task = submit(h, pool='rbd', pg_num=4)
+    h.engine.run_due()
+    h.tick(1.0)
+    for _ in range(4):
+        cluster.merge(2)
+    cluster.report(2, [0, 1, 2, 3])
+    h.engine.wake('osd_map')
+    h.engine.run_due()
+    assert h.engine.get(task['id'])['state'] == 'finished'
+    assert cluster.mon_dumps == 2                    # the last merge's map told enough
+
+
+def test_merges_the_mon_no_longer_keeps_end_the_walk(
+        pg: Tuple[Harness, FakeCluster]) -> None:
+    h, cluster = pg
+    task = submit(h, pool='rbd', pg_num=6)
+    h.engine.run_due()
+    h.tick(1.0)
+    cluster.merge(2)
+    cluster.merge(2)
+    del cluster.history[11]                          # trimmed
+    h.engine.wake('osd_map')
+    h.engine.run_due()
+    assert h.engine.get(task['id'])['status_text'] == \
+        'waiting: 1 PGs not yet reported since their merge'
+    cluster.report(2, [2])
     h.tick(0.5)
     assert h.engine.get(task['id'])['state'] == 'finished'
