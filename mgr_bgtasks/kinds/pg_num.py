@@ -65,6 +65,9 @@ class Observation:
         self.unclean: Dict[str, int] = {}
         self.stale = 0
         self.unmerged = 0
+        # PGs the map still gives other acting OSDs than up ones (a pg_temp while they
+        # backfill): no such PG is active+clean, so their stats need no reading yet.
+        self.remapped = 0
         self.settled = False
         self.down = cluster.osds_down()
 
@@ -102,7 +105,7 @@ class Observation:
     @property
     def matching(self) -> int:
         if self.seen is None:
-            return self.pg_num      # as far as the recovery tells
+            return self.pg_num - self.remapped     # as far as the recovery tells
         return self.seen - sum(self.unclean.values()) - self.stale - self.unmerged
 
     @property
@@ -122,6 +125,8 @@ class Observation:
             parts.append(f'{self.stale} PGs not yet reported on their new OSDs')
         if self.unmerged:
             parts.append(f'{self.unmerged} PGs not yet reported since their merge')
+        if self.remapped:
+            parts.append(f'{self.remapped} PGs still mapped to a pg_temp')
         if self.seen is not None and self.seen != self.pg_num:
             parts.append(f'stats for {self.seen} of {self.pg_num} PGs')
         if self.map_behind is not None:
@@ -305,6 +310,9 @@ class SetPgNum(TaskKind):
         epoch, mapping = ctx.cluster.pool_pg_mapping(params['pool_id'])
         if epoch < self._settling[key]['epoch']:
             seen.map_behind = self._settling[key]['epoch']
+            return seen
+        seen.remapped = sum(1 for up, acting in mapping.values() if up != acting)
+        if seen.remapped:
             return seen
         # Per-PG stats only when new stats or a new map came in since the last per-PG
         # check (on a mgr restart: once), so settling costs a few such reads.

@@ -26,6 +26,8 @@ class FakeCluster:
         # The mgr's map's epoch; the mon's counts, when a test puts them an epoch ahead.
         self.epoch = 10
         self.mon_counts: Dict[int, Tuple[int, int]] = {}
+        # pg_temps: acting OSDs other than the up ones, per (pool, seed).
+        self.temps: Dict[Tuple[int, int], List[int]] = {}
         # The mon's older maps' pools, by epoch.
         self.history: Dict[int, List[Dict[str, Any]]] = {}
 
@@ -128,7 +130,7 @@ class FakeCluster:
                           sort_keys=True)
 
     def pool_pg_mapping(self, pool_id: int) -> Tuple[int, PgMapping]:
-        return self.epoch, {seed: (list(osd), list(osd))
+        return self.epoch, {seed: (list(osd), list(self.temps.get((p, seed), osd)))
                             for (p, seed), osd in self.mapping.items()
                             if p == pool_id and seed < self.pool(pool_id)['pg_num']}
 
@@ -285,6 +287,26 @@ def test_per_pg_stats_read_only_when_the_pool_may_have_settled(
     h.tick(0.5)
     assert cluster.pg_stats_reads == 3
     assert h.engine.get(task['id'])['state'] == 'finished'
+
+
+def test_pgs_mapped_to_a_pg_temp_are_not_read(pg: Tuple[Harness, FakeCluster]) -> None:
+    """A PG whose acting OSDs the map still sets apart from its up ones is remapped, not
+    active+clean: the map alone says "not yet"."""
+    h, cluster = pg
+    task = submit(h, pool='rbd', pg_num=16)
+    h.engine.run_due()
+    cluster.settle(2, 16)
+    cluster.temps[(2, 3)] = [1]
+    h.tick(1.0)
+    t = h.engine.get(task['id'])
+    assert t['status_text'] == 'waiting: 1 PGs still mapped to a pg_temp'
+    assert cluster.pg_stats_reads == 0
+    del cluster.temps[(2, 3)]
+    cluster.epoch += 1
+    h.engine.wake('osd_map')
+    h.engine.run_due()
+    assert h.engine.get(task['id'])['state'] == 'finished'
+    assert cluster.pg_stats_reads == 1
 
 
 def test_while_the_counts_move_a_check_per_epoch_not_per_second(
