@@ -513,16 +513,22 @@ def test_pgs_without_stats_keep_the_task_waiting(pg: Tuple[Harness, FakeCluster]
     assert h.engine.get(task['id'])['state'] == 'finished'
 
 
+def decrease_by_merges(h: Harness, cluster: FakeCluster, pg_num: int) -> Dict[str, Any]:
+    """A task from 8 PGs to pg_num, and the mgr's merges to it, the last PG first."""
+    task = submit(h, pool='rbd', pg_num=pg_num)
+    h.engine.run_due()
+    h.tick(1.0)
+    for _ in range(8 - pg_num):
+        cluster.merge(2)
+    return task
+
+
 def test_a_decrease_waits_for_each_merged_pg_reported_since_its_merge(
         pg: Tuple[Harness, FakeCluster]) -> None:
     """A merge leaves the target where it was: its stats from before the merge say
     active+clean on the OSDs the map assigns, while it still has to peer."""
     h, cluster = pg
-    task = submit(h, pool='rbd', pg_num=4)
-    h.engine.run_due()
-    h.tick(1.0)
-    for _ in range(4):                               # 7 -> 3, 6 -> 2, 5 -> 1, 4 -> 0
-        cluster.merge(2)
+    task = decrease_by_merges(h, cluster, 4)         # 7 -> 3, 6 -> 2, 5 -> 1, 4 -> 0
     cluster.report(2, [3])                           # the first merge's target reported
     h.engine.wake('osd_map')
     h.engine.run_due()
@@ -546,11 +552,7 @@ def test_a_decrease_waits_for_each_merged_pg_reported_since_its_merge(
 def test_merges_older_than_every_pgs_stats_are_not_walked(
         pg: Tuple[Harness, FakeCluster]) -> None:
     h, cluster = pg
-    task = submit(h, pool='rbd', pg_num=4)
-    h.engine.run_due()
-    h.tick(1.0)
-    for _ in range(4):
-        cluster.merge(2)
+    task = decrease_by_merges(h, cluster, 4)
     cluster.report(2, [0, 1, 2, 3])
     h.engine.wake('osd_map')
     h.engine.run_due()
@@ -561,11 +563,7 @@ def test_merges_older_than_every_pgs_stats_are_not_walked(
 def test_merges_the_mon_no_longer_keeps_end_the_walk(
         pg: Tuple[Harness, FakeCluster]) -> None:
     h, cluster = pg
-    task = submit(h, pool='rbd', pg_num=6)
-    h.engine.run_due()
-    h.tick(1.0)
-    cluster.merge(2)
-    cluster.merge(2)
+    task = decrease_by_merges(h, cluster, 6)
     del cluster.history[11]                          # trimmed
     h.engine.wake('osd_map')
     h.engine.run_due()
