@@ -96,8 +96,13 @@ def test_matches_rbd_support_under_load(cluster: DevCluster, bg: Bgtask, images:
     peer_w, peer_r = peer.mean('img-w', 0), peer.mean('img-r', 1)
     print(f"ours write {w['write_ops/s']:.1f} vs rbd_support {peer_w:.1f}; "
           f"ours read {r['read_ops/s']:.1f} vs rbd_support {peer_r:.1f}")
-    assert w['write_ops/s'] == pytest.approx(peer_w, rel=0.10)
-    assert r['read_ops/s'] == pytest.approx(peer_r, rel=0.10)
+    # rbd_support averages over windows of its own, which a load the busy machine holds
+    # unevenly can make differ from ours (once 229 reads/s to our 199, which rbd bench's
+    # count confirmed): ours must be at least as close to what rbd bench did.
+    for ours, theirs, made in ((w['write_ops/s'], peer_w, made_w),
+                               (r['read_ops/s'], peer_r, made_r)):
+        assert ours == pytest.approx(theirs, rel=0.25)
+        assert abs(ours - made) <= max(abs(theirs - made), 0.10 * made)
     assert result['samples'] >= 6 and 29 <= result['window']['seconds'] <= 32
     series = by_name['img-w']['series']
     assert len(series) >= 5 and all(p['write_ops/s'] >= 0 for p in series)
