@@ -133,7 +133,7 @@ class Module(Commands, MgrModule):
         Option('warn_on_failed', type='bool', default=True, runtime=True,
                desc='raise BGTASK_FAILED while tasks that failed with an error are kept'),
     ] + SERVER_OPTIONS
-    NOTIFY_TYPES = [NotifyType.osd_map, NotifyType.pg_summary]
+    NOTIFY_TYPES = [NotifyType.osd_map]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -20,13 +20,18 @@ RECHECK_SECONDS = 1.0
 # While the mgr still steps the counts, only a new OSD map can move them: a check on each
 # epoch and otherwise this seldom (for the share of misplaced objects in the percent), so
 # that a change that takes longer on a busier cluster does not take more checks; the pools'
-# recovery may be this old then.
-MOVING_WAKE_ON = frozenset({'osd_map'})
+# recovery may be this old then. Likewise while a PG still has a pg_temp, or the mgr's map
+# is behind the mon's.
+WAKE_ON = frozenset({'osd_map'})
 MOVING_RECHECK_SECONDS = 3.0
-# Once the counts are at target only the last PGs' stats are awaited, and the mgr
-# notifies pg_summary on its own tick, not on every OSD report: checked this often too.
-WAKE_ON = frozenset({'osd_map', 'pg_summary'})
+# Once only the last PGs' stats are awaited, checked this often: the mgr notifies no
+# new PG stats (pg_summary comes with the mon's digest, not with them).
 SETTLING_RECHECK_SECONDS = 0.5
+# The mgr takes in the OSDs' PG stats all at once each mgr_tick_period (and on a new
+# epoch, which wakes a check anyway). So once a check saw new stats under the same map,
+# the next cannot come before a tick after the look that still saw the old ones, and the
+# checks in between are skipped: on a busy cluster the last PGs take seconds to settle.
+TICK_OPTION = 'mgr_tick_period'
 # A check whose inputs seem unchanged (no OSD map notified, the same PG stats) repeats the
 # last one's answer without reading, and the per-PG check is skipped likewise, for at
 # most this long: the stats' change signal is the mgr's, and a notification may be lost.
@@ -101,6 +106,11 @@ class Observation:
         """What the last per-PG check saw, when nothing has changed since."""
         self.unclean, self.stale, self.seen = earlier.unclean, earlier.stale, earlier.seen
         self.unmerged = earlier.unmerged
+
+    @property
+    def awaits_map(self) -> bool:
+        """Only a new epoch can change what this look saw."""
+        return not self.counts_done or bool(self.remapped) or self.map_behind is not None
 
     @property
     def matching(self) -> int:
@@ -188,6 +198,14 @@ def _seen_under(seen: Seen, key: str, inputs: Any, now: float) -> Optional[Obser
     return None
 
 
+def _tick_seconds(cluster: Cluster) -> float:
+    # Unreadable: as if a tick could come at any time, so that no check is skipped.
+    try:
+        return float(str(cluster.option(TICK_OPTION)).rstrip('s'))
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def _key(params: Dict[str, Any], state: Dict[str, Any]) -> str:
     return f"{params['pool_id']}:{state['issued']}"
 
@@ -221,6 +239,9 @@ class SetPgNum(TaskKind):
         self._settling: Dict[str, Dict[str, Any]] = {}
         # Per task that decreased, once its PGs are looked at: `merge_epochs`.
         self._merged: Dict[str, Dict[int, int]] = {}
+        # Per settling task: when it last looked, and before when no new stats can come.
+        self._looked: Dict[str, float] = {}
+        self._stats_due: Dict[str, float] = {}
 
     def check(self, ctx: Context, params: Dict[str, Any]) -> Dict[str, Any]:
         name, target = params['pool'], params['pg_num']
@@ -261,10 +282,13 @@ class SetPgNum(TaskKind):
         if params.get('timeout') and elapsed > params['timeout']:
             raise BgtaskError(f"timed out after {params['timeout']} s; last seen: {seen.why}")
         before = (params['pg_num_before'], params['pgp_num_before'])
-        delay, wake_on = (SETTLING_RECHECK_SECONDS, WAKE_ON) if seen.counts_done else \
-            (MOVING_RECHECK_SECONDS, MOVING_WAKE_ON)
+        if seen.awaits_map:
+            delay = MOVING_RECHECK_SECONDS
+        else:
+            due = self._stats_due.get(_key(params, state), 0.0) - ctx.clock.now()
+            delay = max(SETTLING_RECHECK_SECONDS, due)
         return Continue(state, percent=min(99.0, 100.0 * seen.fraction(before, target)),
-                        delay=delay, wake_on=wake_on, status_text=seen.why)
+                        delay=delay, wake_on=WAKE_ON, status_text=seen.why)
 
     def _look(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any]) -> Observation:
         # While the last PGs' stats are awaited most checks come between two of the mgr's
@@ -274,12 +298,17 @@ class SetPgNum(TaskKind):
         key, now = _key(params, state), ctx.clock.now()
         if key not in self._settling:
             return self._read(ctx, params, key)
+        looked, self._looked[key] = self._looked.get(key), now
         inputs = (ctx.cluster.map_version(), ctx.cluster.pg_stats_version())
         last = _seen_under(self._last, key, inputs, now)
         if last is not None:
             return last
+        before = self._last.get(key)
         seen = self._read(ctx, params, key)
         self._last[key] = (inputs, now, seen)
+        if looked is not None and before is not None and before[0][0] == inputs[0] and \
+                before[0][1] != inputs[1]:
+            self._stats_due[key] = looked + _tick_seconds(ctx.cluster)
         return seen
 
     def _read(self, ctx: Context, params: Dict[str, Any], key: str) -> Observation:
@@ -330,18 +359,18 @@ class SetPgNum(TaskKind):
             self._closer[key] = (changes, now, seen)
         return seen
 
+    def _per_task(self) -> Tuple[Dict[str, Any], ...]:
+        return (self._last, self._closer, self._settling, self._merged, self._looked,
+                self._stats_due)
+
     def ended(self, ctx: Context, params: Dict[str, Any], state: Dict[str, Any]) -> None:
         if state:
-            self._last.pop(_key(params, state), None)
-            self._closer.pop(_key(params, state), None)
-            self._settling.pop(_key(params, state), None)
-            self._merged.pop(_key(params, state), None)
+            for kept in self._per_task():
+                kept.pop(_key(params, state), None)
 
     def shutdown(self, ctx: Context) -> None:
-        self._last.clear()
-        self._closer.clear()
-        self._settling.clear()
-        self._merged.clear()
+        for kept in self._per_task():
+            kept.clear()
 
     def _counts(self, cluster: Cluster, params: Dict[str, Any]) -> Dict[str, Any]:
         counts = cluster.pool_counts(params['pool'])

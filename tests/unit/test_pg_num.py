@@ -138,7 +138,8 @@ class FakeCluster:
         return self.down
 
     def option(self, name: str) -> Any:
-        return {'mon_max_pool_pg_num': 65536, 'mgr_stats_period': 5}[name]
+        return {'mon_max_pool_pg_num': 65536, 'mgr_stats_period': 5,
+                'mgr_tick_period': 2}[name]
 
     def mon_command(self, cmd: Dict[str, Any]) -> str:
         if self.fail_commands:
@@ -333,13 +334,14 @@ def test_while_the_counts_move_a_check_per_epoch_not_per_second(
     cluster.stats[0]['state'] = 'peering'
     h.engine.wake('osd_map')
     h.engine.run_due()                               # counts done: fresh recovery, checks
-    assert cluster.recovery_max_ages[-1] == 0.0      # twice a second and on new stats
+    assert cluster.recovery_max_ages[-1] == 0.0      # twice a second, not per digest
     assert cluster.mon_dumps == 2                    # the request's, and the targets'
     checks = h.engine.step_count['set_pg_num']
     h.engine.wake('pg_summary')
     h.engine.run_due()
+    assert h.engine.step_count['set_pg_num'] == checks
     h.tick(0.5)
-    assert h.engine.step_count['set_pg_num'] == checks + 2
+    assert h.engine.step_count['set_pg_num'] == checks + 1
     assert (cluster.map_reads, cluster.mon_dumps) == (map_reads, 2)
     assert map_reads == 0                            # the mgr's dump never
 
@@ -468,11 +470,8 @@ def test_watch_steps_that_see_nothing_new_cost_no_write(
     assert h.store.writes == writes
 
 
-def test_a_check_with_nothing_new_repeats_the_last_answer(
-        pg: Tuple[Harness, FakeCluster]) -> None:
-    """Between two of the mgr's stats updates (each tick, each epoch) a check reads
-    nothing; after 2 s it reads again anyway, and at once on new stats."""
-    h, cluster = pg
+def settling_but_one_pg_peering(h: Harness, cluster: FakeCluster) -> Dict[str, Any]:
+    """A task on 'rbd' whose counts are done, read once since, with one PG peering."""
     task = submit(h, pool='rbd', pg_num=32)
     h.engine.run_due()
     cluster.settle(2, 32)
@@ -480,6 +479,15 @@ def test_a_check_with_nothing_new_repeats_the_last_answer(
     h.engine.wake('osd_map')
     h.engine.run_due()                               # the counts done: settling from here
     h.tick(0.5)                                      # a read, and the inputs it read under
+    return task
+
+
+def test_a_check_with_nothing_new_repeats_the_last_answer(
+        pg: Tuple[Harness, FakeCluster]) -> None:
+    """Between two of the mgr's stats updates (each tick, each epoch) a check reads
+    nothing; after 2 s it reads again anyway, and at once on new stats."""
+    h, cluster = pg
+    task = settling_but_one_pg_peering(h, cluster)
     assert cluster.pg_stats_reads == 1
     reads, checks = len(cluster.recovery_max_ages), h.engine.step_count['set_pg_num']
     for _ in range(3):
@@ -494,6 +502,41 @@ def test_a_check_with_nothing_new_repeats_the_last_answer(
     cluster.stats[0]['state'] = 'active+clean'
     h.tick(0.5)
     assert cluster.pg_stats_reads == 3
+    assert h.engine.get(task['id'])['state'] == 'finished'
+
+
+def test_after_new_stats_the_next_look_waits_for_the_mgrs_next_tick(
+        pg: Tuple[Harness, FakeCluster]) -> None:
+    """The mgr takes in PG stats once per mgr_tick_period: once a look saw new ones, the
+    next comes a tick after the look that still saw the old ones; a new epoch wakes one
+    at once all the same."""
+    h, cluster = pg
+    task = settling_but_one_pg_peering(h, cluster)
+    checks, reads = h.engine.step_count['set_pg_num'], cluster.pg_stats_reads
+    cluster.stats[0]['state'] = 'activating'         # the mgr's tick
+    h.tick(0.5)
+    assert (h.engine.step_count['set_pg_num'], cluster.pg_stats_reads) == \
+        (checks + 1, reads + 1)
+    assert '1 activating' in h.engine.get(task['id'])['status_text']
+    for _ in range(2):                               # 1.5 s since the last look saw new stats
+        h.tick(0.5)
+    assert h.engine.step_count['set_pg_num'] == checks + 1
+    h.tick(0.5)                                      # a tick after the look before
+    assert h.engine.step_count['set_pg_num'] == checks + 2
+    h.tick(0.5)                                      # none came: looks every 0.5 s again
+    assert h.engine.step_count['set_pg_num'] == checks + 3
+
+    reads = cluster.pg_stats_reads
+    cluster.stats[0]['state'] = 'peering'            # the next tick: seen at once
+    h.tick(0.5)
+    assert (h.engine.step_count['set_pg_num'], cluster.pg_stats_reads) == \
+        (checks + 4, reads + 1)
+    h.tick(0.5)
+    assert h.engine.step_count['set_pg_num'] == checks + 4
+    cluster.stats[0]['state'] = 'active+clean'
+    cluster.epoch += 1                               # a new epoch wakes a look at once
+    h.engine.wake('osd_map')
+    h.engine.run_due()
     assert h.engine.get(task['id'])['state'] == 'finished'
 
 
@@ -537,13 +580,11 @@ def test_a_decrease_waits_for_each_merged_pg_reported_since_its_merge(
     assert t['status_text'] == 'waiting: 3 PGs not yet reported since their merge'
     assert cluster.mon_dumps == 2 + 4                # a map back per merge, to the task's
     cluster.report(2, [0, 1])
-    h.engine.wake('pg_summary')
-    h.engine.run_due()
+    h.tick(0.5)
     assert h.engine.get(task['id'])['status_text'] == \
         'waiting: 1 PGs not yet reported since their merge'
     cluster.report(2, [2])
-    h.engine.wake('pg_summary')
-    h.engine.run_due()
+    h.tick(0.5)
     t = h.engine.get(task['id'])
     assert t['state'] == 'finished' and t['result']['pg_num_after'] == 4
     assert cluster.mon_dumps == 2 + 4                # walked once
