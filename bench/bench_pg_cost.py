@@ -77,8 +77,7 @@ def change(cluster: DevCluster, ours: Ours, pools: List[str], idle: bool) -> Dic
                         assert task['state'] == 'finished', task
                         done[pool] = ts(task['ended'])
             time.sleep(0.2)
-        settled = {w.name: w.wait_settled(600) for w in watchers}
-        time.sleep(0.5)
+        settles = {w.name: w.settle(done[w.name], 600) for w in watchers}
     finally:
         for w in watchers:
             w.stop()
@@ -93,19 +92,23 @@ def change(cluster: DevCluster, ours: Ours, pools: List[str], idle: bool) -> Dic
         for w in quiet:
             w.stop()
         mgr2 = step_cost(ours.base)[2] - mgr1
-    lags = [done[p] - settled[p] for p in pools]
+    lags = [done[p] - settles[p].at for p in pools]
     # The pool settled between the judge's last unsettled look and its first settled one
     # (0.2 s apart): done after the first is never early; done before the last is.
-    after = [done[w.name] - w.last_unsettled for w in watchers if w.last_unsettled is not None]
-    early = [f'{w.name} ({w.unsettled_why} {w.last_unsettled - done[w.name]:+.2f} s after done)'
-             for w in watchers
-             if w.last_unsettled is not None and w.last_unsettled > done[w.name]]
+    after = [done[p] - s.last_unsettled for p, s in settles.items()
+             if s.last_unsettled is not None]
+    early = [f'{p} ({s.why} {s.last_unsettled - done[p]:+.2f} s after done)'
+             for p, s in settles.items()
+             if s.last_unsettled is not None and s.last_unsettled > done[p]]
+    again = [f'{p} ({s.again[1]} {s.again[0] - done[p]:+.2f} s after done)'
+             for p, s in settles.items() if s.again is not None]
     steps = steps1 - steps0
     return {'pools': len(pools), 'cpu': cpu1 - cpu0, 'steps': steps,
             'per_check_ms': 1000 * (cpu1 - cpu0) / max(steps, 1),
             'seconds': seconds, 'mgr_cpu': mgr1 - mgr0, 'mgr_cpu_idle': mgr2,
             'lag_min': min(lags), 'lag_max': max(lags),
-            'after_unsettled_min': min(after) if after else None, 'early': early}
+            'after_unsettled_min': min(after) if after else None, 'early': early,
+            'again': again}
 
 
 def make_pools(cluster: DevCluster, prefix: str, count: int, objects: int) -> List[str]:
@@ -149,6 +152,7 @@ def summary(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
             'lag_min': min(r['lag_min'] for r in runs), 'lag_max': max(r['lag_max'] for r in runs),
             'after_unsettled_min': min(afters) if afters else None,
             'early': [e for r in runs for e in r['early']],
+            'again': [e for r in runs for e in r['again']],
             'mgr_cpu': runs[0]['mgr_cpu'], 'mgr_cpu_idle': runs[0]['mgr_cpu_idle'],
             'first_seconds': runs[0]['seconds']}
 
@@ -229,6 +233,8 @@ def report(runs: Dict[str, List[Dict[str, Any]]], title: str, other_pgs: int) ->
               f'{r["first_seconds"]:.0f} s, {r["mgr_cpu_idle"]:.2f} in as long without a task')
         for pool in r['early']:
             print(f'     judge saw unsettled after done: {pool}')
+        for pool in r['again']:
+            print(f'     unsettled again after it had settled (not early): {pool}')
 
     def each(x: str, y: str) -> str:
         pairs = zip(results[x]['cpus'], results[y]['cpus'])

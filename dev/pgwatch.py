@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 # ---------------------------------------------------------------- in the cluster's release
 
@@ -105,9 +105,19 @@ def _fill(pool: str, objects: int, size: int) -> None:
 # ---------------------------------------------------------------- on the host
 
 
+class Settle(NamedTuple):
+    """What the judge saw around a task's end."""
+    at: float                           # its first look of the settled run reaching past it
+    last_unsettled: Optional[float]     # its last unsettled look before that run
+    why: Optional[str]
+    # The first unsettled look after the run: not the change's (the pool had settled),
+    # mostly a new PG's first scrub.
+    again: Optional[Tuple[float, str]]
+
+
 class Watcher:
     """Looks every `interval` seconds whether the pool has settled; remembers when the pool
-    was last seen unsettled (and why) and first seen settled after that."""
+    was last seen unsettled (and why) and first seen settled after that, and every look."""
 
     def __init__(self, cluster: Any, name: str, target: int, interval: float = 0.2,
                  live: bool = False) -> None:
@@ -116,6 +126,7 @@ class Watcher:
         self.unsettled_why: Optional[str] = None
         self.settled_at: Optional[float] = None
         self.samples: List[bool] = []
+        self.looks: List[Tuple[float, bool, Optional[str]]] = []
         self._proc = subprocess.Popen(
             cluster.script('pgwatch.py', 'watch', name, target, interval,
                            *(['live'] if live else [])), env=cluster.env,
@@ -131,6 +142,7 @@ class Watcher:
         for line in self._proc.stdout:
             look = json.loads(line)
             self.samples.append(bool(look['ok']))
+            self.looks.append((float(look['t']), bool(look['ok']), look.get('why')))
             if look['ok'] and self.settled_at is None:
                 self.settled_at = float(look['t'])
             elif not look['ok']:
@@ -140,13 +152,35 @@ class Watcher:
     def wait_settled(self, timeout: float) -> float:
         end = time.time() + timeout
         while self.settled_at is None:
-            if time.time() > end:
-                raise TimeoutError(f'pool {self.name} did not settle in {timeout} s')
-            if self._proc.poll() is not None:
-                raise RuntimeError(f'the watcher of pool {self.name} exited '
-                                   f'({self._proc.returncode})')
-            time.sleep(0.05)
+            self._wait(end, timeout)
         return self.settled_at
+
+    def settle(self, done: float, timeout: float) -> Settle:
+        """Around a task that ended at `done`: the run of settled looks that reaches past
+        it, and the unsettled look before that run. Done early if that look came after
+        `done`. Once the pool has settled, a later unsettled look is something new."""
+        end = time.time() + timeout
+        while True:
+            looks = list(self.looks)
+            first = next((i for i, (t, ok, _) in enumerate(looks) if ok and t >= done), None)
+            if first is not None:
+                break
+            self._wait(end, timeout)
+        start = first
+        while start > 0 and looks[start - 1][1]:
+            start -= 1
+        before = looks[start - 1] if start else None
+        again = next(((t, str(why)) for t, ok, why in looks[first:] if not ok), None)
+        return Settle(looks[start][0], before[0] if before else None,
+                      before[2] if before else None, again)
+
+    def _wait(self, end: float, timeout: float) -> None:
+        if time.time() > end:
+            raise TimeoutError(f'pool {self.name} did not settle in {timeout} s')
+        if self._proc.poll() is not None:
+            raise RuntimeError(f'the watcher of pool {self.name} exited '
+                               f'({self._proc.returncode})')
+        time.sleep(0.05)
 
     def stop(self) -> None:
         self._proc.terminate()

@@ -45,7 +45,8 @@ class MgrCluster:
         self._recovery: Optional[Tuple[Any, float, Dict[int, Dict[str, Any]]]] = None
         # Per pool: the epoch and the mapping of its PGs under it.
         self._mappings: Dict[int, Tuple[int, PgMapping]] = {}
-        self._reader = PgReader(self.mon_command, lambda: module.get('mon_map'))
+        self._reader = PgReader(self.mon_command, lambda: module.get('mon_map'),
+                                module.log.warning)
         self._reader_retry_at = 0.0
 
     def _snapshot(self, what: str) -> Any:
