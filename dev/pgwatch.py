@@ -125,7 +125,6 @@ class Watcher:
         self.last_unsettled: Optional[float] = None
         self.unsettled_why: Optional[str] = None
         self.settled_at: Optional[float] = None
-        self.samples: List[bool] = []
         self.looks: List[Tuple[float, bool, Optional[str]]] = []
         self._proc = subprocess.Popen(
             cluster.script('pgwatch.py', 'watch', name, target, interval,
@@ -141,7 +140,6 @@ class Watcher:
         assert self._proc.stdout is not None
         for line in self._proc.stdout:
             look = json.loads(line)
-            self.samples.append(bool(look['ok']))
             self.looks.append((float(look['t']), bool(look['ok']), look.get('why')))
             if look['ok'] and self.settled_at is None:
                 self.settled_at = float(look['t'])
