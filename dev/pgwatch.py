@@ -116,14 +116,12 @@ class Settle(NamedTuple):
 
 
 class Watcher:
-    """Looks every `interval` seconds whether the pool has settled; remembers when the pool
-    was last seen unsettled (and why) and first seen settled after that, and every look."""
+    """Looks every `interval` seconds whether the pool has settled; remembers every look,
+    and when the pool was first seen settled since it was last seen unsettled."""
 
     def __init__(self, cluster: Any, name: str, target: int, interval: float = 0.2,
                  live: bool = False) -> None:
         self.name, self.target = name, target
-        self.last_unsettled: Optional[float] = None
-        self.unsettled_why: Optional[str] = None
         self.settled_at: Optional[float] = None
         self.looks: List[Tuple[float, bool, Optional[str]]] = []
         self._proc = subprocess.Popen(
@@ -144,8 +142,7 @@ class Watcher:
             if look['ok'] and self.settled_at is None:
                 self.settled_at = float(look['t'])
             elif not look['ok']:
-                self.last_unsettled, self.settled_at = float(look['t']), None
-                self.unsettled_why = look.get('why')
+                self.settled_at = None
 
     def wait_settled(self, timeout: float) -> float:
         end = time.time() + timeout
